@@ -18,7 +18,7 @@
  *  - Each op is one OpenMP parallel region with (ith, nth) work splitting; call from outside any
  *    parallel region. The thread count is OpenMP's (omp_set_num_threads / OMP_NUM_THREADS).
  *  - Results are deterministic for a given thread count (no atomics on floats).
- *  - `<op>_ref` functions (kernels/*_ref.c) have the same signatures, are naive and obviously
+ *  - `<op>_ref` functions (kernels/<op>_ref.c) have the same signatures, are naive and obviously
  *    right, always compiled, and are the oracle for tests and the fallback for shapes a fast
  *    path rejects.
  */
@@ -41,7 +41,7 @@ typedef enum kn_padding {
     KN_PADDING_COUNT
 } kn_padding;
 
-/* Output size and padding along one axis. in, k, stride > 0. For EXPLICIT, *pad_lo/*pad_hi
+/* Output size and padding along one axis. in, k, stride > 0. For EXPLICIT, *pad_lo and *pad_hi
  * are inputs; otherwise outputs. Returns the output size (>= 1 for valid configurations, <= 0
  * when the window does not fit). */
 int kn_out_size(int in, int k, int stride, kn_padding pad, int *pad_lo, int *pad_hi);

@@ -1,0 +1,143 @@
+/* kernels/eltwise.c — elementwise and channel-broadcast ops: ReLU, residual add, gradient
+ * accumulation, bias add and its backward, channel concatenation. Memory-bound loops with unit
+ * stride over the channel axis (NHWC), so the compiler vectorizes them; each op is one OpenMP
+ * region that splits its rows or elements by (ith, nth). The bias gradient is a reduction over
+ * rows: it sums fixed row blocks into a stack buffer and combines them in block order, so the
+ * result does not depend on the thread count and no float atomics are needed. */
+#include "kernels/kernels.h"
+
+#include <omp.h>
+#include <string.h>
+
+#include "core/sb.h"
+
+/* Below this many elements one thread does the work: a parallel region costs microseconds. */
+#define ELT_PAR_MIN 16384
+
+/* This thread's [lo, hi) of n items, in multiples of `align` so vector loops start aligned. */
+static void elt_range(size_t n, size_t align, size_t *lo, size_t *hi) {
+    const size_t nth = (size_t)omp_get_num_threads(), ith = (size_t)omp_get_thread_num();
+    size_t per = (n + nth - 1) / nth;
+    per = (per + align - 1) / align * align;
+    *lo = SB_MIN(ith * per, n);
+    *hi = SB_MIN(*lo + per, n);
+}
+
+void relu_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel if (n >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(n, 16, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    }
+}
+
+void relu_backward(float *dx, const float *dy, const float *y, size_t n) {
+#pragma omp parallel if (n >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(n, 16, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    }
+}
+
+void add_forward(float *y, const float *a, const float *b, size_t n) {
+#pragma omp parallel if (n >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(n, 16, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) y[i] = a[i] + b[i];
+    }
+}
+
+void add_accumulate(float *dst, const float *src, size_t n) {
+#pragma omp parallel if (n >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(n, 16, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) dst[i] += src[i];
+    }
+}
+
+/* y: (M, C) += b: (C) per row. */
+void bias_add_forward(float *y, const float *b, size_t M, int C) {
+#pragma omp parallel if (M * (size_t)C >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(M, 1, &lo, &hi);
+        for (size_t r = lo; r < hi; r++) {
+            float *yr = y + r * (size_t)C;
+            for (int c = 0; c < C; c++) yr[c] += b[c];
+        }
+    }
+}
+
+/* Row blocks and channel chunk of the bias-gradient reduction: BIAS_RB fixed blocks whatever
+ * the thread count, BIAS_CB channels at a time (the partials buffer is BIAS_RB*BIAS_CB
+ * doubles, 64 KiB, on the caller's stack). */
+#define BIAS_RB 64
+#define BIAS_CB 128
+
+/* db: (C) += column sums of dy: (M, C). */
+void bias_add_backward(float *db, const float *dy, size_t M, int C) {
+    double part[BIAS_RB][BIAS_CB];
+#pragma omp parallel if (M * (size_t)C >= ELT_PAR_MIN)
+    {
+        for (int c0 = 0; c0 < C; c0 += BIAS_CB) {
+            const int cb = SB_MIN(BIAS_CB, C - c0);
+#pragma omp for schedule(static)
+            for (int blk = 0; blk < BIAS_RB; blk++) {
+                const size_t r0 = M * blk / BIAS_RB, r1 = M * (blk + 1) / BIAS_RB;
+                double acc[BIAS_CB];
+                for (int j = 0; j < cb; j++) acc[j] = 0.0;
+                for (size_t r = r0; r < r1; r++) {
+                    const float *d = dy + r * (size_t)C + c0;
+                    for (int j = 0; j < cb; j++) acc[j] += d[j];
+                }
+                for (int j = 0; j < cb; j++) part[blk][j] = acc[j];
+            }
+#pragma omp for schedule(static)
+            for (int j = 0; j < cb; j++) {
+                double s = 0.0;
+                for (int blk = 0; blk < BIAS_RB; blk++) s += part[blk][j];
+                db[c0 + j] += (float)s;
+            }
+        }
+    }
+}
+
+/* y: (M, sum cs) <- [xs[0] (M, cs[0]) | xs[1] (M, cs[1]) | ...]. */
+void concat_forward(float *y, const float *const *xs, const int *cs, int k, size_t M) {
+    size_t Ct = 0;
+    for (int i = 0; i < k; i++) Ct += (size_t)cs[i];
+#pragma omp parallel if (M * Ct >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(M, 1, &lo, &hi);
+        for (size_t r = lo; r < hi; r++) {
+            float *yr = y + r * Ct;
+            for (int i = 0; i < k; i++) {
+                memcpy(yr, xs[i] + r * (size_t)cs[i], (size_t)cs[i] * sizeof(float));
+                yr += cs[i];
+            }
+        }
+    }
+}
+
+/* dxs[i]: (M, cs[i]) <- the matching column slice of dy: (M, sum cs). */
+void concat_backward(float *const *dxs, const float *dy, const int *cs, int k, size_t M) {
+    size_t Ct = 0;
+    for (int i = 0; i < k; i++) Ct += (size_t)cs[i];
+#pragma omp parallel if (M * Ct >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(M, 1, &lo, &hi);
+        for (size_t r = lo; r < hi; r++) {
+            const float *dr = dy + r * Ct;
+            for (int i = 0; i < k; i++) {
+                memcpy(dxs[i] + r * (size_t)cs[i], dr, (size_t)cs[i] * sizeof(float));
+                dr += cs[i];
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+/* flags/flags_xfields.h — X-macro expander (no include guard, included repeatedly by flags.h):
+ * makes the rows of a .def file into the typed struct's value fields. */
+#include "flags/flags_xundef.h"
+#define FLAG_BOOL(n, d, t, h) bool n;
+#define FLAG_INT(n, d, lo, hi, t, h) int n;
+#define FLAG_INT_NONE(n, lo, hi, t, h) int n;
+#define FLAG_FLOAT(n, d, lo, hi, t, h) double n;
+#define FLAG_FLOAT_NONE(n, lo, hi, t, h) double n;
+#define FLAG_STRING(n, d, t, h) char *n;
+#define FLAG_ENUM(n, d, c, bare, t, h) char *n;

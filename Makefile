@@ -50,7 +50,7 @@ endif
 
 # Debian's package list: the single source for `make deps` and docker/Dockerfile (a test checks).
 DEB_BUILD_PACKAGES := build-essential pkg-config git libopenmpi-dev openmpi-bin liblmdb-dev \
-    libjpeg62-turbo-dev libturbojpeg0-dev libcurl4-openssl-dev libcmocka-dev
+    libjpeg62-turbo-dev libturbojpeg0-dev libcurl4-openssl-dev libcmocka-dev zlib1g-dev
 DEB_TOOL_PACKAGES := libopenblas-dev lmdb-utils libjpeg-turbo-progs dataset-fashion-mnist \
     shellcheck gnuplot-nox
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TOOL_PACKAGES)
@@ -66,7 +66,7 @@ endif
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) $(march_$(BUILD)) -fopenmp $(WARN) $(SAN) \
     -I. $(MPI_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_BASE := -fopenmp $(SAN) $(EXTRA_LDFLAGS)
-LDLIBS := $(MPI_LIBS) -llmdb -lturbojpeg -lcurl -lm -lpthread
+LDLIBS := $(MPI_LIBS) -llmdb -lturbojpeg -lcurl -lz -lm -lpthread
 
 B := build/$(BUILD)
 OBJ := $(B)/obj

@@ -59,6 +59,24 @@ typedef struct sb_flags {
 #include "flags/ours.def"
     } set;
 } sb_flags;
+/* convert_tfrecord (flags/convert.def) and download_and_convert_data (flags/download.def). */
+typedef struct convert_flags {
+#include "flags/flags_xfields.h"
+#include "flags/convert.def"
+    struct {
+#include "flags/flags_xsetbits.h"
+#include "flags/convert.def"
+    } set;
+} convert_flags;
+
+typedef struct download_flags {
+#include "flags/flags_xfields.h"
+#include "flags/download.def"
+    struct {
+#include "flags/flags_xsetbits.h"
+#include "flags/download.def"
+    } set;
+} download_flags;
 #include "flags/flags_xundef.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -109,6 +127,8 @@ typedef struct flags_table {
 extern const flags_table flags_train_table; /* flags/train.def -> train_flags */
 extern const flags_table flags_eval_table;  /* flags/eval.def  -> eval_flags  */
 extern const flags_table flags_sb_table;    /* flags/ours.def  -> sb_flags    */
+extern const flags_table flags_convert_table;  /* flags/convert.def  -> convert_flags  */
+extern const flags_table flags_download_table; /* flags/download.def -> download_flags */
 
 /* Set every field of `values` (a struct of table's type) to its default; strings are copied.
  * Release with flags_values_fini. */

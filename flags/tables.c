@@ -53,6 +53,18 @@ static const flags_def sb_defs[] = {
 };
 #undef FLAGS_S_
 
+#define FLAGS_S_ convert_flags
+static const flags_def convert_defs[] = {
+#include "flags/convert.def"
+};
+#undef FLAGS_S_
+
+#define FLAGS_S_ download_flags
+static const flags_def download_defs[] = {
+#include "flags/download.def"
+};
+#undef FLAGS_S_
+
 #include "flags/flags_xundef.h"
 
 const flags_table flags_train_table = {
@@ -60,6 +72,10 @@ const flags_table flags_train_table = {
 const flags_table flags_eval_table = {
     "eval_image_classifier.py", eval_defs, SB_ARRAY_LEN(eval_defs), sizeof(eval_flags)};
 const flags_table flags_sb_table = {"slimbench", sb_defs, SB_ARRAY_LEN(sb_defs), sizeof(sb_flags)};
+const flags_table flags_convert_table = {"convert_tfrecord", convert_defs,
+                                         SB_ARRAY_LEN(convert_defs), sizeof(convert_flags)};
+const flags_table flags_download_table = {"download_and_convert_data.py", download_defs,
+                                          SB_ARRAY_LEN(download_defs), sizeof(download_flags)};
 
 const flags_def *flags_table_find(const flags_table *table, const char *name) {
     for (size_t i = 0; i < table->count; i++)

@@ -1,0 +1,178 @@
+/* tests/test_kernels_conv.c — convolution and fully-connected layers against PyTorch's vectors
+ * (tests/reference, gen_kernels.py): forward output, dx, dw and db for stride 2, SAME with odd
+ * and even sizes (asymmetric padding), 1x1 (stride 1 and 2), 7x7, 1x7 / 7x1, VALID with IC = 17,
+ * batch > 1, non-square inputs, with and without bias. Also the API's accumulation contract
+ * (dx overwritten, dw/db +=).
+ *
+ * Tolerance: |got - want| <= atol + 1e-4 * |want|, atol = 1e-5 * max|want|. The references are
+ * float64 results rounded once; conv2d_*_ref sums in double, so the only error left is the final
+ * rounding plus float inputs — far inside 1e-4. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sb.h"
+#include "kernels/kernels.h"
+#include "tests/support/testutil.h"
+
+#define RTOL 1e-4
+#define ATOL_SCALE 1e-5
+
+typedef struct refset {
+    tu_ref r[16];
+    int n;
+} refset;
+
+static void *ref_get(refset *s, const char *cs, const char *t, int dtype, size_t count) {
+    char name[160];
+    snprintf(name, sizeof name, "%s_%s.bin", cs, t);
+    assert_true(s->n < (int)SB_ARRAY_LEN(s->r));
+    tu_ref *r = &s->r[s->n++];
+    tu_ref_load(r, name);
+    if (r->dtype != dtype) fail_msg("%s: dtype %d, want %d", name, r->dtype, dtype);
+    if (count && r->count != count) fail_msg("%s: %zu values, want %zu", name, r->count, count);
+    return r->data;
+}
+#define REF_F(s, cs, t, n) ((float *)ref_get((s), (cs), (t), 0, (n)))
+#define REF_I(s, cs, t, n) ((int32_t *)ref_get((s), (cs), (t), 1, (n)))
+
+static void refs_free(refset *s) {
+    for (int i = 0; i < s->n; i++) tu_ref_free(&s->r[i]);
+    s->n = 0;
+}
+
+static void check_close(const char *what, const float *got, const float *want, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)want[i]));
+    if (tu_allclose(what, got, want, n, ATOL_SCALE * m + 1e-30, RTOL) != 0)
+        fail_msg("%s differs", what);
+}
+
+static float *fbuf(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+/* One implementation of the three conv passes (the _ref functions, or the fast ones). */
+typedef struct conv_impl {
+    const char *name;
+    void (*fwd)(float *, const float *, const float *, const float *, const conv2d_shape *,
+                void *);
+    void (*bwd_data)(float *, const float *, const float *, const conv2d_shape *, void *);
+    void (*bwd_filter)(float *, float *, const float *, const float *, const conv2d_shape *,
+                       void *);
+    int uses_ws;
+} conv_impl;
+
+static const conv_impl conv_impls[] = {
+    {"conv2d_ref", conv2d_forward_ref, conv2d_backward_data_ref, conv2d_backward_filter_ref, 0},
+};
+
+static const char *const conv_cases[] = {
+    "conv_s2_same_odd", "conv_1x1", "conv_1x1_s2", "conv_7x7_s2",
+    "conv_1x7", "conv_7x1", "conv_valid_tail", "conv_s2_same_even",
+};
+
+static void run_conv_case(const conv_impl *im, const char *cs) {
+    refset s = {0};
+    const int32_t *p = REF_I(&s, cs, "params", 11);
+    conv2d_shape sh;
+    assert_int_equal(conv2d_shape_init(&sh, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
+                                       p[9] ? KN_PADDING_VALID : KN_PADDING_SAME, 0, 0, 0, 0),
+                     0);
+    const int has_bias = p[10];
+    const size_t nx = (size_t)sh.N * sh.IH * sh.IW * sh.IC;
+    const size_t nw = (size_t)sh.KH * sh.KW * sh.IC * sh.OC;
+    const size_t ny = (size_t)sh.N * sh.OH * sh.OW * sh.OC;
+    const float *x = REF_F(&s, cs, "x", nx), *w = REF_F(&s, cs, "w", nw);
+    const float *dy = REF_F(&s, cs, "dy", ny);
+    const float *b = has_bias ? REF_F(&s, cs, "b", (size_t)sh.OC) : NULL;
+    void *ws = NULL;
+    if (im->uses_ws) {
+        const size_t wsz = conv2d_workspace_size(&sh);
+        ws = wsz ? sb_aligned_alloc(wsz) : NULL;
+    }
+    float *y = fbuf(ny), *dx = fbuf(nx), *dw = fbuf(nw), *dw2 = fbuf(nw), *db = fbuf(sh.OC);
+    float *db2 = fbuf(sh.OC);
+    char what[200];
+
+    for (size_t i = 0; i < ny; i++) y[i] = NAN; /* overwritten, old contents ignored */
+    im->fwd(y, x, w, b, &sh, ws);
+    snprintf(what, sizeof what, "%s %s y", im->name, cs);
+    check_close(what, y, REF_F(&s, cs, "y", ny), ny);
+
+    for (size_t i = 0; i < nx; i++) dx[i] = NAN;
+    im->bwd_data(dx, dy, w, &sh, ws);
+    snprintf(what, sizeof what, "%s %s dx", im->name, cs);
+    check_close(what, dx, REF_F(&s, cs, "dx", nx), nx);
+
+    im->bwd_filter(dw, has_bias ? db : NULL, dy, x, &sh, ws);
+    snprintf(what, sizeof what, "%s %s dw", im->name, cs);
+    check_close(what, dw, REF_F(&s, cs, "dw", nw), nw);
+    if (has_bias) {
+        snprintf(what, sizeof what, "%s %s db", im->name, cs);
+        check_close(what, db, REF_F(&s, cs, "db", (size_t)sh.OC), (size_t)sh.OC);
+    }
+    /* dw and db accumulate: a second call adds the same amount again (a + a is exact) */
+    memcpy(dw2, dw, nw * sizeof(float));
+    memcpy(db2, db, (size_t)sh.OC * sizeof(float));
+    im->bwd_filter(dw2, has_bias ? db2 : NULL, dy, x, &sh, ws);
+    for (size_t i = 0; i < nw; i++) dw[i] *= 2.0f;
+    for (int i = 0; i < sh.OC; i++) db[i] *= 2.0f;
+    snprintf(what, sizeof what, "%s %s dw accumulated", im->name, cs);
+    check_close(what, dw2, dw, nw);
+    snprintf(what, sizeof what, "%s %s db accumulated", im->name, cs);
+    check_close(what, db2, db, (size_t)sh.OC);
+
+    free(y), free(dx), free(dw), free(dw2), free(db), free(db2);
+    sb_aligned_free(ws);
+    refs_free(&s);
+}
+
+static void test_conv_vs_pytorch(void **state) {
+    (void)state;
+    for (size_t i = 0; i < SB_ARRAY_LEN(conv_impls); i++)
+        for (size_t c = 0; c < SB_ARRAY_LEN(conv_cases); c++)
+            run_conv_case(&conv_impls[i], conv_cases[c]);
+}
+
+/* The FC reference through the conv reference (an FC layer is a 1x1 convolution on a 1x1
+ * image): checks the vectors and the HWIO = (IC, OC) weight layout agreement. */
+static void test_fc_vectors_via_conv_ref(void **state) {
+    (void)state;
+    refset s = {0};
+    const int32_t *p = REF_I(&s, "fc", "params", 3);
+    const int N = p[0], IC = p[1], OC = p[2];
+    conv2d_shape sh;
+    assert_int_equal(
+        conv2d_shape_init(&sh, N, 1, 1, IC, OC, 1, 1, 1, 1, KN_PADDING_VALID, 0, 0, 0, 0), 0);
+    const float *x = REF_F(&s, "fc", "x", (size_t)N * IC), *w = REF_F(&s, "fc", "w", (size_t)IC * OC);
+    const float *b = REF_F(&s, "fc", "b", (size_t)OC), *dy = REF_F(&s, "fc", "dy", (size_t)N * OC);
+    float *y = fbuf((size_t)N * OC), *dx = fbuf((size_t)N * IC), *dw = fbuf((size_t)IC * OC);
+    float *db = fbuf((size_t)OC);
+    conv2d_forward_ref(y, x, w, b, &sh, NULL);
+    check_close("fc (conv_ref) y", y, REF_F(&s, "fc", "y", (size_t)N * OC), (size_t)N * OC);
+    conv2d_backward_data_ref(dx, dy, w, &sh, NULL);
+    check_close("fc (conv_ref) dx", dx, REF_F(&s, "fc", "dx", (size_t)N * IC), (size_t)N * IC);
+    conv2d_backward_filter_ref(dw, db, dy, x, &sh, NULL);
+    check_close("fc (conv_ref) dw", dw, REF_F(&s, "fc", "dw", (size_t)IC * OC), (size_t)IC * OC);
+    check_close("fc (conv_ref) db", db, REF_F(&s, "fc", "db", (size_t)OC), (size_t)OC);
+    free(y), free(dx), free(dw), free(db);
+    refs_free(&s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_vs_pytorch),
+        cmocka_unit_test(test_fc_vectors_via_conv_ref),
+    };
+    return cmocka_run_group_tests_name("kernels_conv", tests, NULL, NULL);
+}

@@ -1,0 +1,423 @@
+/* kernels/conv2d.c — fast 2-D convolution, NHWC x HWIO, forward and both backward passes, on
+ * the GEMM engine of gemm.c. No im2col matrix is ever built:
+ *  - forward: y(P, OC) = X_col(P, KH*KW*IC) . W(KH*KW*IC, OC) with P = N*OH*OW. A rows are
+ *    pointers into x (one segment per tap and channel run, KW taps merged into one run when IC
+ *    is small and the window is inside the image); padded taps point at zeros. A 1x1 stride-1
+ *    convolution is thus a plain GEMM on x.
+ *  - backward data: dx = dy (*) W^T as SH*SW "phase" convolutions — the dx pixels with
+ *    ih % SH == ph, iw % SW == pw receive exactly the taps kh = ph + PT (mod SH); each phase is
+ *    a stride-1 convolution of dy with those taps, so every dx element is written once (no
+ *    col2im scatter, no atomics) and stride 1 is a single phase.
+ *  - backward filter: dW(K', OC) += X_col^T . dy, a reduction over P. Small dW: each thread
+ *    reduces its own pixel range into a private partial (dW^T layout when K' >= OC so the long
+ *    side is the packed B), then the partials are summed in thread order. Large dW: threads
+ *    split dW itself. db sums dy per thread and is reduced the same way.
+ * This file knows shapes and layouts; the ISA and blocking live in gemm.c and ukernel_*.c. */
+#include <omp.h>
+#include <string.h>
+
+#include "core/sb.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
+
+/* Largest per-thread partial dW (floats) for the reduction-split backward filter. */
+#define CV_PARTIAL_MAX (5 << 18)
+
+typedef struct cv_ctx {
+    const conv2d_shape *s;
+    const float *x;   /* forward / backward-filter input */
+    const float *w;   /* weights */
+    const float *dy;  /* backward: output gradient */
+    float *dx;        /* backward data: output */
+    ptrdiff_t pbase;  /* backward filter: first pixel of this thread's reduction range */
+    /* backward-data phase: dx pixels (ph + yq*SH, pw + xq*SW), taps kh0 + a*SH, kw0 + b*SW */
+    int ph, pw, GH, GW, kh0, kw0, nkh, nkw;
+} cv_ctx;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Forward                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *segs) {
+    const cv_ctx *c = ctx;
+    const conv2d_shape *s = c->s;
+    const int IC = s->IC, KW = s->KW, OHW = s->OH * s->OW;
+    int ih0[KN_MR], iw0[KN_MR];
+    const float *img[KN_MR];
+    int inner = 1; /* every row's KW window lies inside the image horizontally */
+    for (int r = 0; r < mr; r++) {
+        const int m = i0 + r, n = m / OHW, rem = m - n * OHW, oh = rem / s->OW;
+        ih0[r] = oh * s->SH - s->PT;
+        iw0[r] = (rem - oh * s->OW) * s->SW - s->PL;
+        img[r] = c->x + (ptrdiff_t)n * s->IH * s->IW * IC;
+        if (iw0[r] < 0 || iw0[r] + KW > s->IW) inner = 0;
+    }
+    const int merge_ok = inner && KW > 1 && IC < 64;
+    int ns = 0;
+    for (int k = k0, kend = k0 + kc; k < kend;) {
+        const int tap = k / IC, ci = k - tap * IC, kh = tap / KW, kw = tap - kh * KW;
+        int len = SB_MIN(IC - ci, kend - k);
+        if (merge_ok && kw == 0 && ci == 0 && kend - k >= KW * IC) len = KW * IC;
+        kn_seg *g = &segs[ns++];
+        g->len = len;
+        for (int r = 0; r < KN_MR; r++) {
+            const float *p = kn_zeros;
+            if (r < mr) {
+                const int ih = ih0[r] + kh, iw = iw0[r] + kw;
+                if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
+                    p = img[r] + ((ptrdiff_t)ih * s->IW + iw) * IC + ci;
+            }
+            g->row[r] = p;
+        }
+        k += len;
+    }
+    return ns;
+}
+
+static void fwd_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
+    const cv_ctx *c = ctx;
+    kn_pack_b_rows(dst, c->w, c->s->OC, k0, kc, j0, nc);
+}
+
+static void cv_check(const conv2d_shape *s) {
+    SB_ASSERT(s->N > 0 && s->IC > 0 && s->OC > 0 && s->KH > 0 && s->KW > 0);
+    SB_ASSERT(s->SH > 0 && s->SW > 0 && s->OH > 0 && s->OW > 0);
+    SB_ASSERT(s->OH == (s->IH + s->PT + s->PB - s->KH) / s->SH + 1);
+    SB_ASSERT(s->OW == (s->IW + s->PL + s->PR - s->KW) / s->SW + 1);
+}
+
+void conv2d_forward(float *y, const float *x, const float *w, const float *b,
+                    const conv2d_shape *s, void *ws) {
+    cv_check(s);
+    const int K = s->KH * s->KW * s->IC;
+    cv_ctx c = {.s = s, .x = x, .w = w};
+    kn_gemm_plan p = {.M = s->N * s->OH * s->OW, .N = s->OC, .K = K,
+                      .kc = kn_pick_kc(K, s->IC), .a_segs = fwd_segs, .actx = &c,
+                      .b_pack = fwd_bpack, .bctx = &c, .c = y, .ldc = s->OC, .alpha = 1.0f,
+                      .beta = 0.0f, .bias = b};
+#pragma omp parallel
+    {
+        const int ith = omp_get_thread_num();
+        kn_thread_ws tw = kn_thread_ws_get(ws, ith);
+        kn_gemm_run_split(&p, ith, omp_get_num_threads(), &tw);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Backward data                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+/* Phase (ph, pw) of the dx grid: its size, and the taps that reach it. */
+static void bwd_phase(cv_ctx *c, int ph, int pw) {
+    const conv2d_shape *s = c->s;
+    c->ph = ph;
+    c->pw = pw;
+    c->GH = ph < s->IH ? (s->IH - ph + s->SH - 1) / s->SH : 0;
+    c->GW = pw < s->IW ? (s->IW - pw + s->SW - 1) / s->SW : 0;
+    c->kh0 = (ph + s->PT) % s->SH;
+    c->kw0 = (pw + s->PL) % s->SW;
+    c->nkh = c->kh0 < s->KH ? (s->KH - c->kh0 + s->SH - 1) / s->SH : 0;
+    c->nkw = c->kw0 < s->KW ? (s->KW - c->kw0 + s->SW - 1) / s->SW : 0;
+}
+
+static int bwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *segs) {
+    const cv_ctx *c = ctx;
+    const conv2d_shape *s = c->s;
+    const int OC = s->OC, GHW = c->GH * c->GW;
+    int ih[KN_MR], iw[KN_MR];
+    const float *img[KN_MR];
+    for (int r = 0; r < mr; r++) {
+        const int m = i0 + r, n = m / GHW, rem = m - n * GHW, yq = rem / c->GW;
+        ih[r] = c->ph + yq * s->SH + s->PT;
+        iw[r] = c->pw + (rem - yq * c->GW) * s->SW + s->PL;
+        img[r] = c->dy + (ptrdiff_t)n * s->OH * s->OW * OC;
+    }
+    int ns = 0;
+    for (int k = k0, kend = k0 + kc; k < kend;) {
+        const int t = k / OC, oc = k - t * OC, a = t / c->nkw;
+        const int kh = c->kh0 + a * s->SH, kw = c->kw0 + (t - a * c->nkw) * s->SW;
+        const int len = SB_MIN(OC - oc, kend - k);
+        kn_seg *g = &segs[ns++];
+        g->len = len;
+        for (int r = 0; r < KN_MR; r++) {
+            const float *p = kn_zeros;
+            if (r < mr) {
+                /* exact divisions: kh was chosen so that SH divides ih + PT - kh */
+                const int oh = (ih[r] - kh) / s->SH, ow = (iw[r] - kw) / s->SW;
+                if (oh >= 0 && oh < s->OH && ow >= 0 && ow < s->OW)
+                    p = img[r] + ((ptrdiff_t)oh * s->OW + ow) * OC + oc;
+            }
+            g->row[r] = p;
+        }
+        k += len;
+    }
+    return ns;
+}
+
+/* B(k = (t, oc), j = ic) = w[kh_t, kw_t, ic, oc]. */
+static void bwd_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
+    const cv_ctx *c = ctx;
+    const conv2d_shape *s = c->s;
+    const int OC = s->OC, IC = s->IC;
+    for (int jp = 0; jp < nc; jp += KN_NR) {
+        const int nr = SB_MIN(KN_NR, nc - jp);
+        for (int k = 0; k < kc; k++) {
+            const int t = (k0 + k) / OC, oc = (k0 + k) - t * OC, a = t / c->nkw;
+            const int kh = c->kh0 + a * s->SH, kw = c->kw0 + (t - a * c->nkw) * s->SW;
+            const float *src = c->w + ((ptrdiff_t)(kh * s->KW + kw) * IC + j0 + jp) * OC + oc;
+            float *d = dst + (size_t)k * KN_NR;
+            int j = 0;
+            for (; j < nr; j++) d[j] = src[(ptrdiff_t)j * OC];
+            for (; j < KN_NR; j++) d[j] = 0.0f;
+        }
+        dst += (size_t)kc * KN_NR;
+    }
+}
+
+static float *bwd_crow(const void *ctx, int i) {
+    const cv_ctx *c = ctx;
+    const conv2d_shape *s = c->s;
+    const int GHW = c->GH * c->GW, n = i / GHW, rem = i - n * GHW, yq = rem / c->GW;
+    const int ih = c->ph + yq * s->SH, iw = c->pw + (rem - yq * c->GW) * s->SW;
+    return c->dx + (((ptrdiff_t)n * s->IH + ih) * s->IW + iw) * s->IC;
+}
+
+void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv2d_shape *s,
+                          void *ws) {
+    cv_check(s);
+#pragma omp parallel
+    {
+        const int ith = omp_get_thread_num(), nth = omp_get_num_threads();
+        kn_thread_ws tw = kn_thread_ws_get(ws, ith);
+        for (int ph = 0; ph < s->SH; ph++) {
+            for (int pw = 0; pw < s->SW; pw++) {
+                cv_ctx c = {.s = s, .w = w, .dy = dy, .dx = dx};
+                bwd_phase(&c, ph, pw);
+                const int M = s->N * c.GH * c.GW;
+                if (M == 0) continue;
+                const int K = c.nkh * c.nkw * s->OC;
+                if (K == 0) { /* no tap reaches these pixels (kernel smaller than stride) */
+                    int i0, i1;
+                    kn_split(M, ith, nth, 1, &i0, &i1);
+                    for (int i = i0; i < i1; i++)
+                        memset(bwd_crow(&c, i), 0, sizeof(float) * s->IC);
+                    continue;
+                }
+                kn_gemm_plan p = {.M = M, .N = s->IC, .K = K, .kc = kn_pick_kc(K, s->OC),
+                                  .a_segs = bwd_segs, .actx = &c, .b_pack = bwd_bpack,
+                                  .bctx = &c, .alpha = 1.0f, .beta = 0.0f};
+                if (s->SH == 1 && s->SW == 1) {
+                    p.c = dx;
+                    p.ldc = s->IC;
+                } else {
+                    p.c_row = bwd_crow;
+                    p.cctx = &c;
+                }
+                kn_gemm_run_split(&p, ith, nth, &tw);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Backward filter                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+/* X_col[pixel][j0 .. j0+len) into d: runs of channels per tap, zeros for padding. */
+static void xcol_copy(const cv_ctx *c, const float *img, int ih0, int iw0, int j0, int len,
+                      float *d) {
+    const conv2d_shape *s = c->s;
+    const int IC = s->IC;
+    for (int j = j0, jend = j0 + len; j < jend;) {
+        const int tap = j / IC, ci = j - tap * IC, kh = tap / s->KW, kw = tap - kh * s->KW;
+        const int run = SB_MIN(IC - ci, jend - j);
+        const int ih = ih0 + kh, iw = iw0 + kw;
+        if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
+            memcpy(d, img + ((ptrdiff_t)ih * s->IW + iw) * IC + ci, sizeof(float) * run);
+        else
+            memset(d, 0, sizeof(float) * run);
+        d += run;
+        j += run;
+    }
+}
+
+/* Pixel q (absolute, in [0, N*OH*OW)): its image and window origin. */
+static inline const float *pixel_origin(const cv_ctx *c, ptrdiff_t q, int *ih0, int *iw0) {
+    const conv2d_shape *s = c->s;
+    const ptrdiff_t OHW = (ptrdiff_t)s->OH * s->OW;
+    const ptrdiff_t n = q / OHW;
+    const int rem = (int)(q - n * OHW), oh = rem / s->OW;
+    *ih0 = oh * s->SH - s->PT;
+    *iw0 = (rem - oh * s->OW) * s->SW - s->PL;
+    return c->x + n * s->IH * s->IW * s->IC;
+}
+
+/* Orientation 1, A' = X_col^T: rows i = k' (tap, c), k = pixels. */
+static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
+    const cv_ctx *c = ctx;
+    const size_t panel = (size_t)kc * KN_MR;
+    for (int k = 0; k < kc; k++) {
+        int ih0, iw0;
+        const float *img = pixel_origin(c, c->pbase + k0 + k, &ih0, &iw0);
+        for (int ip = 0; ip < mc; ip += KN_MR) {
+            const int mr = SB_MIN(KN_MR, mc - ip);
+            float *d = dst + (size_t)(ip / KN_MR) * panel + (size_t)k * KN_MR;
+            xcol_copy(c, img, ih0, iw0, i0 + ip, mr, d);
+            for (int r = mr; r < KN_MR; r++) d[r] = 0.0f;
+        }
+    }
+}
+
+/* Orientation 1, B' = dy: k = pixels, j = oc. */
+static void bwf1_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
+    const cv_ctx *c = ctx;
+    kn_pack_b_rows(dst, c->dy + c->pbase * c->s->OC, c->s->OC, k0, kc, j0, nc);
+}
+
+/* Orientation 2, A' = dy^T: rows i = oc, k = pixels. */
+static void bwf2_apack(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
+    const cv_ctx *c = ctx;
+    const int OC = c->s->OC;
+    const float *dy = c->dy + (c->pbase + k0) * OC + i0;
+    for (int ip = 0; ip < mc; ip += KN_MR) {
+        const int mr = SB_MIN(KN_MR, mc - ip);
+        for (int k = 0; k < kc; k++) {
+            const float *src = dy + (ptrdiff_t)k * OC + ip;
+            float *d = dst + (size_t)k * KN_MR;
+            int r = 0;
+            for (; r < mr; r++) d[r] = src[r];
+            for (; r < KN_MR; r++) d[r] = 0.0f;
+        }
+        dst += (size_t)kc * KN_MR;
+    }
+}
+
+/* Orientation 2, B' = X_col: k = pixels, j = k'. */
+static void bwf2_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
+    const cv_ctx *c = ctx;
+    const size_t panel = (size_t)kc * KN_NR;
+    for (int k = 0; k < kc; k++) {
+        int ih0, iw0;
+        const float *img = pixel_origin(c, c->pbase + k0 + k, &ih0, &iw0);
+        for (int jp = 0; jp < nc; jp += KN_NR) {
+            const int nr = SB_MIN(KN_NR, nc - jp);
+            float *d = dst + (size_t)(jp / KN_NR) * panel + (size_t)k * KN_NR;
+            xcol_copy(c, img, ih0, iw0, j0 + jp, nr, d);
+            if (nr < KN_NR) memset(d + nr, 0, sizeof(float) * (KN_NR - nr));
+        }
+    }
+}
+
+/* How the backward-filter pass splits work over nth threads. */
+typedef struct bwf_mode {
+    int split_reduction; /* 1: per-thread partials over pixel ranges; 0: threads split dW */
+    int orient2;         /* partials hold dW^T (OC, K') and X_col is the packed B */
+    size_t partial_floats;
+} bwf_mode;
+
+static bwf_mode bwf_choose(const conv2d_shape *s) {
+    const size_t Kp = (size_t)s->KH * s->KW * s->IC, out = Kp * s->OC;
+    bwf_mode m = {0};
+    if (out <= CV_PARTIAL_MAX) {
+        m.split_reduction = 1;
+        m.orient2 = Kp >= (size_t)s->OC;
+        m.partial_floats = out;
+    }
+    return m;
+}
+
+/* Workspace: [engine scratch x nth][partial dW x nth][partial db x nth]. */
+static size_t bwf_partial_stride(const bwf_mode *m) {
+    return kn_align64(sizeof(float) * m->partial_floats);
+}
+
+void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *x,
+                            const conv2d_shape *s, void *ws) {
+    cv_check(s);
+    const bwf_mode mode = bwf_choose(s);
+    const int Kp = s->KH * s->KW * s->IC, OC = s->OC;
+    const ptrdiff_t P = (ptrdiff_t)s->N * s->OH * s->OW;
+    SB_ASSERT(P <= 0x7fffffff);
+    const int nth_max = kn_max_threads();
+    char *partials = (char *)ws + (size_t)nth_max * kn_thread_ws_bytes();
+    const size_t pstride = bwf_partial_stride(&mode);
+    char *dbparts = partials + (size_t)nth_max * pstride;
+    const size_t dbstride = kn_align64(sizeof(float) * OC);
+#pragma omp parallel
+    {
+        const int ith = omp_get_thread_num(), nth = omp_get_num_threads();
+        SB_ASSERT(nth <= nth_max);
+        kn_thread_ws tw = kn_thread_ws_get(ws, ith);
+        int q0, q1;
+        kn_split((int)P, ith, nth, 1, &q0, &q1);
+        cv_ctx c = {.s = s, .x = x, .dy = dy};
+        if (mode.split_reduction) {
+            float *part = (float *)(partials + (size_t)ith * pstride);
+            if (q1 > q0) {
+                c.pbase = q0;
+                const int Kt = q1 - q0;
+                kn_gemm_plan p = {.K = Kt, .kc = kn_pick_kc(Kt, 1), .actx = &c, .bctx = &c,
+                                  .c = part, .alpha = 1.0f, .beta = 0.0f};
+                if (mode.orient2) {
+                    p.M = OC, p.N = Kp, p.a_pack = bwf2_apack, p.b_pack = bwf2_bpack;
+                    p.ldc = Kp;
+                } else {
+                    p.M = Kp, p.N = OC, p.a_pack = bwf1_apack, p.b_pack = bwf1_bpack;
+                    p.ldc = OC;
+                }
+                kn_gemm_run(&p, 0, p.M, 0, p.N, &tw);
+            } else {
+                memset(part, 0, sizeof(float) * mode.partial_floats);
+            }
+        } else {
+            kn_gemm_plan p = {.M = Kp, .N = OC, .K = (int)P, .kc = kn_pick_kc((int)P, 1),
+                              .a_pack = bwf1_apack, .actx = &c, .b_pack = bwf1_bpack,
+                              .bctx = &c, .c = dw, .ldc = OC, .alpha = 1.0f, .beta = 1.0f};
+            kn_gemm_run_split(&p, ith, nth, &tw);
+        }
+        if (db) {
+            float *dbp = (float *)(dbparts + (size_t)ith * dbstride);
+            memset(dbp, 0, sizeof(float) * OC);
+            for (int q = q0; q < q1; q++) {
+                const float *row = dy + (ptrdiff_t)q * OC;
+                for (int j = 0; j < OC; j++) dbp[j] += row[j];
+            }
+        }
+#pragma omp barrier
+        if (mode.split_reduction) {
+            /* dW += sum of the partials in thread order; rows of dW split over threads, 16x16
+             * tiles so the transposed (dW^T) partials are read a cache line at a time */
+            int r0, r1;
+            kn_split(Kp, ith, nth, 16, &r0, &r1);
+            for (int rb = r0; rb < r1; rb += 16) {
+                const int re = SB_MIN(rb + 16, r1);
+                for (int jb = 0; jb < OC; jb += 16) {
+                    const int je = SB_MIN(jb + 16, OC);
+                    for (int r = rb; r < re; r++) {
+                        float *out = dw + (ptrdiff_t)r * OC;
+                        for (int j = jb; j < je; j++) {
+                            float acc = 0.0f;
+                            for (int t = 0; t < nth; t++) {
+                                const float *pt = (const float *)(partials + (size_t)t * pstride);
+                                acc += mode.orient2 ? pt[(ptrdiff_t)j * Kp + r]
+                                                    : pt[(ptrdiff_t)r * OC + j];
+                            }
+                            out[j] += acc;
+                        }
+                    }
+                }
+            }
+        }
+        if (db && ith == 0) {
+            for (int j = 0; j < OC; j++) {
+                float acc = 0.0f;
+                for (int t = 0; t < nth; t++) acc += ((const float *)(dbparts + t * dbstride))[j];
+                db[j] += acc;
+            }
+        }
+    }
+}
+
+size_t conv2d_workspace_size(const conv2d_shape *s) {
+    const size_t nth = (size_t)kn_max_threads();
+    const bwf_mode mode = bwf_choose(s);
+    return nth * (kn_thread_ws_bytes() + bwf_partial_stride(&mode) +
+                  kn_align64(sizeof(float) * s->OC));
+}

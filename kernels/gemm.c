@@ -1,0 +1,265 @@
+/* kernels/gemm.c — the blocked GEMM engine every matrix-shaped op runs on, and sgemm on top of
+ * it. BLIS-style loops: columns in NC blocks, k in KC blocks (B packed once per block into
+ * NR-wide micro-panels that stay in L2), rows in MR micro-panels whose A sliver sits in L1 while
+ * it meets every B micro-panel. A is read through row pointers (no packing: an im2col is pointer
+ * arithmetic) or packed when its rows are strided. The ISA lives only in the micro-kernels
+ * (simd.h, ukernel_*.c); this file knows nothing about convolutions. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "core/sb.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
+
+_Alignas(64) const float kn_zeros[KN_KC];
+
+size_t kn_thread_ws_bytes(void) {
+    return kn_align64(sizeof(float) * KN_MC * KN_KC) + kn_align64(sizeof(float) * KN_KC * KN_NC) +
+           kn_align64(sizeof(float) * KN_MR * KN_NR);
+}
+
+kn_thread_ws kn_thread_ws_get(void *ws, int ith) {
+    SB_ASSERT(ws != NULL && ((uintptr_t)ws & 63) == 0);
+    char *base = (char *)ws + (size_t)ith * kn_thread_ws_bytes();
+    kn_thread_ws w;
+    w.a = (float *)base;
+    base += kn_align64(sizeof(float) * KN_MC * KN_KC);
+    w.b = (float *)base;
+    base += kn_align64(sizeof(float) * KN_KC * KN_NC);
+    w.tile = (float *)base;
+    return w;
+}
+
+int kn_pick_kc(int K, int align) {
+    SB_ASSERT(K > 0);
+    if (K <= KN_KC) return K;
+    int nb = (K + KN_KC - 1) / KN_KC;
+    int kc = (K + nb - 1) / nb;
+    if (align > 1 && align <= KN_KC) {
+        kc = (kc + align - 1) / align * align;
+        if (kc > KN_KC) kc = KN_KC / align * align;
+    }
+    return kc;
+}
+
+/* The slow path for a micro-tile: tails, rows at irregular addresses, transposed C. The kernel
+ * wrote alpha-free sums into t (ldc KN_NR). */
+static void merge_tile(const kn_gemm_plan *p, float *const *crow, int i0, int j0, int mr, int nr,
+                       const float *t, float beta, const float *bias) {
+    for (int i = 0; i < mr; i++) {
+        for (int j = 0; j < nr; j++) {
+            float v = p->alpha * t[i * KN_NR + j];
+            if (bias) v += bias[j];
+            float *dst = p->c_trans ? p->c + (ptrdiff_t)(j0 + j) * p->ldc + (i0 + i)
+                                    : crow[i] + j0 + j;
+            if (beta != 0.0f) v += beta * *dst;
+            *dst = v;
+        }
+    }
+}
+
+/* One MR-row micro-panel of A against the packed B block (kc x nc, first column jc). */
+static void run_panel(const kn_gemm_plan *p, int i0, int mr, const kn_seg *segs, int nseg,
+                      const float *apanel, int kc, const float *bblk, int jc, int nc, float beta,
+                      const float *bias, float *tile) {
+    float *crow[KN_MR];
+    ptrdiff_t ldc = 0;
+    int uniform = !p->c_trans && mr == KN_MR;
+    if (!p->c_trans) {
+        for (int i = 0; i < mr; i++)
+            crow[i] = p->c_row ? p->c_row(p->cctx, i0 + i) : p->c + (ptrdiff_t)(i0 + i) * p->ldc;
+        if (uniform) {
+            ldc = crow[1] - crow[0];
+            for (int i = 2; i < KN_MR; i++)
+                if (crow[i] != crow[0] + i * ldc) uniform = 0;
+        }
+    }
+    for (int jr = 0; jr < nc; jr += KN_NR) {
+        const int nr = SB_MIN(KN_NR, nc - jr);
+        const float *bp = bblk + (size_t)(jr / KN_NR) * kc * KN_NR;
+        const float *bs = bias ? bias + jc + jr : NULL;
+        if (uniform && nr == KN_NR) {
+            float *c = crow[0] + jc + jr;
+            if (apanel) kn_ukernel_packed(kc, apanel, bp, c, ldc, p->alpha, beta, bs);
+            else kn_ukernel_indirect(nseg, segs, bp, c, ldc, p->alpha, beta, bs);
+        } else {
+            if (apanel) kn_ukernel_packed(kc, apanel, bp, tile, KN_NR, 1.0f, 0.0f, NULL);
+            else kn_ukernel_indirect(nseg, segs, bp, tile, KN_NR, 1.0f, 0.0f, NULL);
+            merge_tile(p, crow, i0, jc + jr, mr, nr, tile, beta, bs);
+        }
+    }
+}
+
+void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn_thread_ws *w) {
+    if (m0 >= m1 || n0 >= n1) return;
+    SB_ASSERT(p->K > 0 && p->kc > 0 && p->kc <= KN_KC);
+    SB_ASSERT((p->a_segs != NULL) != (p->a_pack != NULL));
+    kn_seg segs[KN_KC];
+    for (int jc = n0; jc < n1; jc += KN_NC) {
+        const int nc = SB_MIN(KN_NC, n1 - jc);
+        for (int pc = 0; pc < p->K; pc += p->kc) {
+            const int kc = SB_MIN(p->kc, p->K - pc);
+            p->b_pack(p->bctx, w->b, pc, kc, jc, nc);
+            const float beta = pc == 0 ? p->beta : 1.0f;
+            const float *bias = pc == 0 ? p->bias : NULL;
+            if (p->a_pack) {
+                for (int ic = m0; ic < m1; ic += KN_MC) {
+                    const int mc = SB_MIN(KN_MC, m1 - ic);
+                    p->a_pack(p->actx, w->a, ic, mc, pc, kc);
+                    for (int ir = 0; ir < mc; ir += KN_MR)
+                        run_panel(p, ic + ir, SB_MIN(KN_MR, mc - ir), NULL, 0,
+                                  w->a + (size_t)(ir / KN_MR) * kc * KN_MR, kc, w->b, jc, nc,
+                                  beta, bias, w->tile);
+                }
+            } else {
+                for (int ir = m0; ir < m1; ir += KN_MR) {
+                    const int mr = SB_MIN(KN_MR, m1 - ir);
+                    const int nseg = p->a_segs(p->actx, ir, mr, pc, kc, segs);
+                    SB_DASSERT(nseg >= 0 && nseg <= KN_KC);
+                    run_panel(p, ir, mr, segs, nseg, NULL, kc, w->b, jc, nc, beta, bias,
+                              w->tile);
+                }
+            }
+        }
+    }
+}
+
+/* Rough per-thread cost of a tm x tn grid, in cycles-ish units: the FMAs plus the packing each
+ * thread repeats (B once per thread, packed A once per NC block). */
+static double grid_cost(const kn_gemm_plan *p, int tm, int tn) {
+    double mt = ceil((double)p->M / tm / KN_MR) * KN_MR;
+    double nt = ceil((double)p->N / tn / KN_NR) * KN_NR;
+    double k = p->K;
+    double cost = mt * nt * k / 32.0 + nt * k;
+    if (p->a_pack) cost += 0.5 * mt * k * ceil(nt / KN_NC);
+    return cost;
+}
+
+void kn_gemm_run_split(const kn_gemm_plan *p, int ith, int nth, const kn_thread_ws *w) {
+    int best_tm = nth;
+    double best = INFINITY;
+    for (int tm = 1; tm <= nth; tm++) {
+        if (nth % tm) continue;
+        double c = grid_cost(p, tm, nth / tm);
+        if (c < best) best = c, best_tm = tm;
+    }
+    const int tm = best_tm, tn = nth / best_tm;
+    int m0, m1, n0, n1;
+    kn_split(p->M, ith % tm, tm, KN_MR, &m0, &m1);
+    kn_split(p->N, ith / tm, tn, KN_NR, &n0, &n1);
+    kn_gemm_run(p, m0, m1, n0, n1, w);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* sgemm                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+typedef kn_sgemm_ctx sg_ctx;
+
+static int sg_a_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *segs) {
+    const sg_ctx *g = ctx;
+    for (int r = 0; r < KN_MR; r++)
+        segs[0].row[r] = r < mr ? g->A + (ptrdiff_t)(i0 + r) * g->lda + k0 : kn_zeros;
+    segs[0].len = kc;
+    return 1;
+}
+
+/* A stored (K, M): A(i, k) = A[k*lda + i]; each k gives MR contiguous floats of a panel. */
+static void sg_a_pack_t(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
+    const sg_ctx *g = ctx;
+    for (int ip = 0; ip < mc; ip += KN_MR) {
+        const int mr = SB_MIN(KN_MR, mc - ip);
+        for (int k = 0; k < kc; k++) {
+            const float *src = g->A + (ptrdiff_t)(k0 + k) * g->lda + i0 + ip;
+            float *d = dst + (size_t)k * KN_MR;
+            int r = 0;
+            for (; r < mr; r++) d[r] = src[r];
+            for (; r < KN_MR; r++) d[r] = 0.0f;
+        }
+        dst += (size_t)kc * KN_MR;
+    }
+}
+
+void kn_pack_b_rows(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int j0, int nc) {
+    for (int jp = 0; jp < nc; jp += KN_NR) {
+        const int nr = SB_MIN(KN_NR, nc - jp);
+        for (int k = 0; k < kc; k++) {
+            float *d = dst + (size_t)k * KN_NR;
+            memcpy(d, B + (ptrdiff_t)(k0 + k) * ldb + j0 + jp, sizeof(float) * nr);
+            if (nr < KN_NR) memset(d + nr, 0, sizeof(float) * (KN_NR - nr));
+        }
+        dst += (size_t)kc * KN_NR;
+    }
+}
+
+static void sg_b_pack_n(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
+    const sg_ctx *g = ctx;
+    kn_pack_b_rows(dst, g->B, g->ldb, k0, kc, j0, nc);
+}
+
+/* B stored (N, K): B(k, j) = B[j*ldb + k]. */
+static void sg_b_pack_t(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
+    const sg_ctx *g = ctx;
+    for (int jp = 0; jp < nc; jp += KN_NR) {
+        const int nr = SB_MIN(KN_NR, nc - jp);
+        for (int j = 0; j < KN_NR; j++) {
+            if (j < nr) {
+                const float *src = g->B + (ptrdiff_t)(j0 + jp + j) * g->ldb + k0;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * KN_NR + j] = src[k];
+            } else {
+                for (int k = 0; k < kc; k++) dst[(size_t)k * KN_NR + j] = 0.0f;
+            }
+        }
+        dst += (size_t)kc * KN_NR;
+    }
+}
+
+void kn_sgemm_plan(kn_gemm_plan *p, kn_sgemm_ctx *g, int trans_a, int trans_b, int M, int N,
+                   int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc) {
+    *g = (sg_ctx){.A = A, .B = B, .lda = lda, .ldb = ldb};
+    *p = (kn_gemm_plan){.M = M, .N = N, .K = K, .kc = kn_pick_kc(K, 1), .actx = g, .bctx = g,
+                        .c = C, .ldc = ldc, .alpha = alpha, .beta = beta};
+    if (trans_a) p->a_pack = sg_a_pack_t;
+    else p->a_segs = sg_a_segs;
+    p->b_pack = trans_b ? sg_b_pack_t : sg_b_pack_n;
+}
+
+void kn_scale_rows(float *C, int ldc, int i0, int i1, int N, float beta) {
+    for (int i = i0; i < i1; i++) {
+        float *c = C + (ptrdiff_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, sizeof(float) * N);
+        else for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+size_t sgemm_workspace_size(int M, int N, int K) {
+    (void)M, (void)N, (void)K;
+    return (size_t)kn_max_threads() * kn_thread_ws_bytes();
+}
+
+void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc, void *ws) {
+    SB_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    if (M == 0 || N == 0) return;
+    SB_ASSERT(ldc >= N && lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N));
+    if (K == 0 || alpha == 0.0f) {
+        if (beta == 1.0f) return;
+#pragma omp parallel
+        {
+            int i0, i1;
+            kn_split(M, omp_get_thread_num(), omp_get_num_threads(), 1, &i0, &i1);
+            kn_scale_rows(C, ldc, i0, i1, N, beta);
+        }
+        return;
+    }
+    kn_gemm_plan p;
+    kn_sgemm_ctx g;
+    kn_sgemm_plan(&p, &g, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#pragma omp parallel
+    {
+        const int ith = omp_get_thread_num();
+        kn_thread_ws w = kn_thread_ws_get(ws, ith);
+        kn_gemm_run_split(&p, ith, omp_get_num_threads(), &w);
+    }
+}

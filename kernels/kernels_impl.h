@@ -1,0 +1,113 @@
+/* kernels/kernels_impl.h — internals shared by the GEMM-based ops of kernels/ (gemm.c, conv2d.c,
+ * fc.c, threads.c and the micro-kernels). Not part of the public API.
+ *
+ * Everything here is one engine: C(M,N) = alpha * A(M,K) B(K,N) + beta * C (+ bias on columns),
+ * where the ops describe A, B and C through small callbacks instead of materialized matrices:
+ *  - A is either INDIRECT (each micro-panel of KN_MR rows is a list of segments, each segment
+ *    KN_MR row pointers plus a length; an implicit im2col is just pointer arithmetic, and a
+ *    padded pixel points at a block of zeros) or PACKED (a callback packs an MC x KC block in
+ *    micro-panel order [k][KN_MR]; used when A's rows are not contiguous in memory).
+ *  - B is always packed by a callback into NR-wide micro-panels [k][KN_NR], zero-padded.
+ *  - C is row-major with ldc, or rows found by a callback (strided sub-grids of dx), or stored
+ *    transposed (dW^T orientation of the backward-filter pass).
+ */
+#ifndef KERNELS_IMPL_H
+#define KERNELS_IMPL_H
+
+#include <stddef.h>
+
+#include "kernels/simd.h"
+
+/* One segment of an indirect A micro-panel: rows[i][0..len) are A(i, k0..k0+len). */
+typedef struct kn_seg {
+    const float *row[KN_MR];
+    int len;
+} kn_seg;
+
+/* Zeros for padded pixels: at least KN_KC floats. */
+extern const float kn_zeros[KN_KC];
+
+/* Micro-kernels (ukernel_<isa>.c). Both compute acc = A_panel . B_panel over the whole k range
+ * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR, j < KN_NR with row
+ * stride ldc; beta == 0 never reads C; bias may be NULL. b is a packed micro-panel (64-byte
+ * aligned, KN_NR floats per k). */
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, ptrdiff_t ldc,
+                         float alpha, float beta, const float *bias);
+/* a: packed micro-panel, KN_MR floats per k, kc steps. */
+void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
+                       float alpha, float beta, const float *bias);
+
+/* A GEMM described by callbacks. Exactly one of a_segs / a_pack is set. */
+typedef struct kn_gemm_plan {
+    int M, N, K;
+    int kc;  /* K-block size, <= KN_KC (callers align it with tap boundaries) */
+    /* Indirect A: fill segs for rows [i0, i0+mr) (mr <= KN_MR; rows >= mr must point at
+     * kn_zeros) and k in [k0, k0+kc); return the number of segments (<= KN_KC). */
+    int (*a_segs)(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *segs);
+    /* Packed A: write rows [i0, i0+mc) x k [k0, k0+kc) as ceil(mc/MR) micro-panels of kc*MR
+     * floats, element (i, k) at dst[(i/MR)*kc*MR + k*MR + i%MR], rows >= mc zero. */
+    void (*a_pack)(const void *ctx, float *dst, int i0, int mc, int k0, int kc);
+    const void *actx;
+    /* Packed B: k [k0, k0+kc) x columns [j0, j0+nc) as ceil(nc/NR) micro-panels of kc*NR
+     * floats, element (k, j) at dst[(j/NR)*kc*NR + k*NR + j%NR], columns >= nc zero. */
+    void (*b_pack)(const void *ctx, float *dst, int k0, int kc, int j0, int nc);
+    const void *bctx;
+    /* C: element (i, j) at c_row(cctx, i)[j] when c_row is set, else c[i*ldc + j], or
+     * c[j*ldc + i] when c_trans. */
+    float *(*c_row)(const void *ctx, int i);
+    const void *cctx;
+    float *c;
+    ptrdiff_t ldc;
+    int c_trans;
+    float alpha, beta;
+    const float *bias;  /* (N) added once, or NULL */
+} kn_gemm_plan;
+
+/* Per-thread scratch of the engine. */
+typedef struct kn_thread_ws {
+    float *a;     /* KN_MC * KN_KC */
+    float *b;     /* KN_KC * KN_NC */
+    float *tile;  /* KN_MR * KN_NR */
+} kn_thread_ws;
+
+/* Bytes of engine scratch per thread (64-byte multiple). */
+size_t kn_thread_ws_bytes(void);
+/* Carve thread ith's scratch out of ws (nth slices of kn_thread_ws_bytes() from ws). */
+kn_thread_ws kn_thread_ws_get(void *ws, int ith);
+
+/* Run the rows [m0, m1) x columns [n0, n1) part of the plan on the calling thread. */
+void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn_thread_ws *w);
+
+/* Split the plan's M x N over nth threads (a tm x tn grid chosen by a cost model) and run thread
+ * ith's part. Call from every thread of a parallel region. */
+void kn_gemm_run_split(const kn_gemm_plan *p, int ith, int nth, const kn_thread_ws *w);
+
+/* sgemm as a plan (so ops can run several GEMMs inside one parallel region); g must outlive
+ * the plan. Arguments as sgemm's; K > 0. */
+typedef struct kn_sgemm_ctx {
+    const float *A, *B;
+    int lda, ldb;
+} kn_sgemm_ctx;
+void kn_sgemm_plan(kn_gemm_plan *p, kn_sgemm_ctx *g, int trans_a, int trans_b, int M, int N,
+                   int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc);
+
+/* Pack B(k, j) = B[k*ldb + j] (row-major, unit column stride) for a kn_gemm_plan b_pack. */
+void kn_pack_b_rows(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int j0, int nc);
+
+/* C rows [i0, i1) of width N: *= beta (beta == 0 writes zeros, NaNs included). */
+void kn_scale_rows(float *C, int ldc, int i0, int i1, int N, float beta);
+
+/* K-block size: <= KN_KC, a multiple of align when align <= KN_KC, balanced over the blocks. */
+int kn_pick_kc(int K, int align);
+
+/* threads.c: OpenMP thread count for workspace sizing, and static range splitting. */
+int kn_max_threads(void);
+/* [*lo, *hi) = part ith of [0, n) split into nth nearly equal parts that are multiples of
+ * align (except the last). */
+void kn_split(int n, int ith, int nth, int align, int *lo, int *hi);
+
+/* Round bytes up to a 64-byte multiple. */
+static inline size_t kn_align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+#endif /* KERNELS_IMPL_H */

@@ -1,0 +1,83 @@
+/* kernels/ukernel_avx2.c — the AVX2+FMA GEMM micro-kernels: a 6 x 16 tile of C in 12 ymm
+ * accumulators, per k step 2 loads of packed B, 6 broadcasts of A and 12 FMAs. The indirect
+ * variant reads A through 6 row pointers per segment (implicit im2col, no packing); the packed
+ * variant reads a [k][6] micro-panel. Compiles to nothing unless the build targets AVX2 with FMA. */
+#include "kernels/kernels_impl.h"
+
+#if defined(KN_ISA_AVX2)
+#include <immintrin.h>
+
+#define NV (KN_NR / 8)
+_Static_assert(KN_NR % 8 == 0, "NR must be a multiple of 8");
+
+#define UK_INLINE static inline __attribute__((always_inline))
+
+UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha, float beta,
+                        const float *bias) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            __m256 r = acc[i][v];
+            if (alpha != 1.0f) r = _mm256_mul_ps(r, va);
+            if (bias) r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * v));
+            float *cp = c + i * ldc + 8 * v;
+            if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cp), r);
+            _mm256_storeu_ps(cp, r);
+        }
+    }
+}
+
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, ptrdiff_t ldc,
+                         float alpha, float beta, const float *bias) {
+    __m256 acc[KN_MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    for (int s = 0; s < nseg; s++) {
+        const float *a[KN_MR];
+#pragma GCC unroll 16
+        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
+        const int len = seg[s].len;
+        for (int k = 0; k < len; k++) {
+            __m256 bv[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) bv[v] = _mm256_load_ps(b + 8 * v);
+#pragma GCC unroll 16
+            for (int i = 0; i < KN_MR; i++) {
+                const __m256 ai = _mm256_set1_ps(a[i][k]);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+            }
+            b += KN_NR;
+        }
+    }
+    uk_store(acc, c, ldc, alpha, beta, bias);
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
+                       float alpha, float beta, const float *bias) {
+    __m256 acc[KN_MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m256 bv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) bv[v] = _mm256_load_ps(b + 8 * v);
+#pragma GCC unroll 16
+        for (int i = 0; i < KN_MR; i++) {
+            const __m256 ai = _mm256_set1_ps(a[i]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        a += KN_MR;
+        b += KN_NR;
+    }
+    uk_store(acc, c, ldc, alpha, beta, bias);
+}
+
+#endif

@@ -1,0 +1,83 @@
+/* kernels/ukernel_avx512.c — the AVX-512 GEMM micro-kernels: a 6 x 64 tile of C in 24 zmm
+ * accumulators, per k step 4 loads of packed B, 6 broadcasts of A and 24 FMAs. The indirect
+ * variant reads A through 6 row pointers per segment (implicit im2col, no packing); the packed
+ * variant reads a [k][6] micro-panel. Compiles to nothing unless the build targets AVX-512. */
+#include "kernels/kernels_impl.h"
+
+#if defined(KN_ISA_AVX512)
+#include <immintrin.h>
+
+#define NV (KN_NR / 16)
+_Static_assert(KN_NR % 16 == 0, "NR must be a multiple of 16");
+
+#define UK_INLINE static inline __attribute__((always_inline))
+
+UK_INLINE void uk_store(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha, float beta,
+                        const float *bias) {
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            __m512 r = acc[i][v];
+            if (alpha != 1.0f) r = _mm512_mul_ps(r, va);
+            if (bias) r = _mm512_add_ps(r, _mm512_loadu_ps(bias + 16 * v));
+            float *cp = c + i * ldc + 16 * v;
+            if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp), r);
+            _mm512_storeu_ps(cp, r);
+        }
+    }
+}
+
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, ptrdiff_t ldc,
+                         float alpha, float beta, const float *bias) {
+    __m512 acc[KN_MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    for (int s = 0; s < nseg; s++) {
+        const float *a[KN_MR];
+#pragma GCC unroll 16
+        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
+        const int len = seg[s].len;
+        for (int k = 0; k < len; k++) {
+            __m512 bv[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 16
+            for (int i = 0; i < KN_MR; i++) {
+                const __m512 ai = _mm512_set1_ps(a[i][k]);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+            }
+            b += KN_NR;
+        }
+    }
+    uk_store(acc, c, ldc, alpha, beta, bias);
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
+                       float alpha, float beta, const float *bias) {
+    __m512 acc[KN_MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 bv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 16
+        for (int i = 0; i < KN_MR; i++) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        a += KN_MR;
+        b += KN_NR;
+    }
+    uk_store(acc, c, ldc, alpha, beta, bias);
+}
+
+#endif

@@ -1,0 +1,94 @@
+/* kernels/ukernel_generic.c — portable GEMM micro-kernels for the generic (SSE2 baseline) build:
+ * a 6 x 8 tile of C in 12 four-float vectors written with GCC vector extensions, multiply then
+ * add (no FMA in x86-64 v1, and -std=c11 keeps GCC from contracting). Same contract as the SIMD
+ * variants; compiles to nothing when a wider ISA is targeted. */
+#include "kernels/kernels_impl.h"
+
+#if defined(KN_ISA_GENERIC)
+#include <string.h>
+
+typedef float v4 __attribute__((vector_size(16)));
+#define NV (KN_NR / 4)
+_Static_assert(KN_NR % 4 == 0, "NR must be a multiple of 4");
+
+#define UK_INLINE static inline __attribute__((always_inline))
+
+UK_INLINE v4 v4_load(const float *p) {
+    v4 r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+UK_INLINE void v4_store(float *p, v4 v) { memcpy(p, &v, sizeof v); }
+
+UK_INLINE v4 v4_splat(float a) { return (v4){a, a, a, a}; }
+
+UK_INLINE void uk_store(v4 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha, float beta,
+                        const float *bias) {
+    const v4 va = v4_splat(alpha), vb = v4_splat(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            v4 r = acc[i][v];
+            if (alpha != 1.0f) r = r * va;
+            if (bias) r = r + v4_load(bias + 4 * v);
+            float *cp = c + i * ldc + 4 * v;
+            if (beta != 0.0f) r = r + vb * v4_load(cp);
+            v4_store(cp, r);
+        }
+    }
+}
+
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, ptrdiff_t ldc,
+                         float alpha, float beta, const float *bias) {
+    v4 acc[KN_MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = v4_splat(0.0f);
+    for (int s = 0; s < nseg; s++) {
+        const float *a[KN_MR];
+#pragma GCC unroll 16
+        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
+        const int len = seg[s].len;
+        for (int k = 0; k < len; k++) {
+            v4 bv[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) bv[v] = v4_load(b + 4 * v);
+#pragma GCC unroll 16
+            for (int i = 0; i < KN_MR; i++) {
+                const v4 ai = v4_splat(a[i][k]);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
+            }
+            b += KN_NR;
+        }
+    }
+    uk_store(acc, c, ldc, alpha, beta, bias);
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
+                       float alpha, float beta, const float *bias) {
+    v4 acc[KN_MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = v4_splat(0.0f);
+    for (int k = 0; k < kc; k++) {
+        v4 bv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) bv[v] = v4_load(b + 4 * v);
+#pragma GCC unroll 16
+        for (int i = 0; i < KN_MR; i++) {
+            const v4 ai = v4_splat(a[i]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
+        }
+        a += KN_MR;
+        b += KN_NR;
+    }
+    uk_store(acc, c, ldc, alpha, beta, bias);
+}
+
+#endif

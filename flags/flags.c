@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* ---------------------------------------------------------------------------------------------
  * Struct initialisation.
@@ -282,6 +283,13 @@ static int expand_file(parse_ctx *c, const char *path, const char *from_file, in
     char *data;
     size_t size;
     sb_err rerr;
+    struct stat st;
+    if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = sb_err_set(err, SB_E_USAGE, "%sflagfile %s: %s", loc, display, strerror(EISDIR));
+        free(real);
+        free(display);
+        return rc;
+    }
     if (sb_read_file(display, &data, &size, &rerr) != 0) {
         rc = sb_err_set(err, SB_E_USAGE, "%sflagfile %s: %s", loc, display, strerror(rerr.code));
         free(real);
@@ -368,6 +376,14 @@ static size_t osa_distance(const char *a, size_t la, const char *b, size_t lb) {
 static const char *const special_flags[] = {"flagfile", "undefok", "help", "helpshort",
                                             "helpfull"};
 
+/* absl's distance (attempt vs the name's prefix), then the full distance to break ties, so
+ * "learnig_rate" suggests learning_rate alone, not every learning_rate_* flag. */
+static size_t suggest_key(const char *attempt, size_t la, const char *name) {
+    size_t ln = strlen(name);
+    if (ln > 64) return SIZE_MAX;
+    return osa_distance(attempt, la, name, SB_MIN(la, ln)) * 1000 + osa_distance(attempt, la, name, ln);
+}
+
 static void suggest(const flags_spec *spec, const char *attempt, char *buf, size_t n) {
     buf[0] = '\0';
     size_t la = strlen(attempt);
@@ -376,22 +392,18 @@ static void suggest(const flags_spec *spec, const char *attempt, char *buf, size
     const char *names[256];
     size_t nn = 0;
     for (size_t pass = 0; pass < 2; pass++) {
-        for (size_t b = 0; b < spec->count; b++) {
-            const flags_table *t = spec->bindings[b].table;
-            for (size_t i = 0; i < t->count; i++) {
-                const char *name = t->defs[i].name;
-                size_t dist = osa_distance(attempt, la, name, SB_MIN(la, strlen(name)));
-                if (pass == 0) best = SB_MIN(best, dist);
-                else if (dist == best && nn < SB_ARRAY_LEN(names)) names[nn++] = name;
+        for (size_t b = 0; b <= spec->count; b++) {
+            bool specials = b == spec->count;
+            size_t cnt = specials ? SB_ARRAY_LEN(special_flags) : spec->bindings[b].table->count;
+            for (size_t i = 0; i < cnt; i++) {
+                const char *name =
+                    specials ? special_flags[i] : spec->bindings[b].table->defs[i].name;
+                size_t key = suggest_key(attempt, la, name);
+                if (pass == 0) best = SB_MIN(best, key);
+                else if (key == best && nn < SB_ARRAY_LEN(names)) names[nn++] = name;
             }
         }
-        for (size_t i = 0; i < SB_ARRAY_LEN(special_flags); i++) {
-            const char *name = special_flags[i];
-            size_t dist = osa_distance(attempt, la, name, SB_MIN(la, strlen(name)));
-            if (pass == 0) best = SB_MIN(best, dist);
-            else if (dist == best && nn < SB_ARRAY_LEN(names)) names[nn++] = name;
-        }
-        if (pass == 0 && 2 * best >= la) return;
+        if (pass == 0 && 2 * (best / 1000) >= la) return; /* absl: too many errors */
     }
     /* sorted by name, as absl's stable output does */
     for (size_t i = 1; i < nn; i++)

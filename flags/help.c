@@ -98,12 +98,13 @@ static void default_text(const flags_def *d, char *buf, size_t n) {
     snprintf(buf, n, "'%s'", v);
 }
 
-/* Word-wrap text to HELP_WIDTH: the first line after `first` (already printed, first_len
- * columns), the others indented by `indent`. */
-static void wrap(FILE *out, const char *text, size_t col, const char *indent) {
-    const char *p = text;
-    bool line_empty = true;
-    while (*p) {
+/* Print first (a prefix such as "  --name:"), then text word-wrapped to HELP_WIDTH columns,
+ * continuation lines indented by indent. */
+static void wrap(FILE *out, const char *first, const char *text, const char *indent) {
+    fputs(first, out);
+    size_t col = strlen(first);
+    bool line_empty = col == 0 || first[col - 1] == ' ';
+    for (const char *p = text; *p;) {
         while (*p == ' ') p++;
         if (!*p) break;
         size_t wl = strcspn(p, " ");
@@ -130,15 +131,12 @@ static int cmp_def_name(const void *a, const void *b) {
 
 static void print_flag(FILE *out, const flags_def *d) {
     char head[160], buf[700];
-    int hl = snprintf(head, sizeof head, "  --%s%s:", d->type == FLAGS_TYPE_BOOL ? "[no]" : "",
-                      d->name);
-    fputs(head, out);
-    wrap(out, d->help, (size_t)hl, "    ");
+    snprintf(head, sizeof head, "  --%s%s:", d->type == FLAGS_TYPE_BOOL ? "[no]" : "", d->name);
+    wrap(out, head, d->help, "    ");
     char def[600];
     default_text(d, def, sizeof def);
     snprintf(buf, sizeof buf, "(default: %s)", def);
-    fputs("   ", out);
-    wrap(out, buf, 3, "    ");
+    wrap(out, "    ", buf, "    ");
     char syn[600];
     flags_syntax(d, syn, sizeof syn);
     snprintf(buf, sizeof buf, "(%s)", syn);
@@ -146,8 +144,7 @@ static void print_flag(FILE *out, const flags_def *d) {
         size_t l = strlen(buf);
         snprintf(buf + l - 1, sizeof buf - l + 1, "; bare --%s means '%s')", d->name, d->bare);
     }
-    fputs("   ", out);
-    wrap(out, buf, 3, "    ");
+    wrap(out, "    ", buf, "    ");
 }
 
 static void print_module(FILE *out, const flags_table *t) {
@@ -181,7 +178,7 @@ static const flags_def absl_flags_defs[] = {
 
 void flags_print_help(FILE *out, const flags_spec *spec, flags_help which) {
     fprintf(out, "\n       USAGE: %s [flags]\n", spec->program);
-    if (spec->summary) fprintf(out, "%s\n", spec->summary);
+    if (spec->summary) wrap(out, "", spec->summary, "");
     fprintf(out, "flags:\n");
     size_t nmods = which == FLAGS_HELP_FULL ? spec->count : SB_MIN(spec->count, 1);
     for (size_t b = 0; b < nmods; b++) print_module(out, spec->bindings[b].table);

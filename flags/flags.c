@@ -112,7 +112,7 @@ static int parse_bool(const char *s, bool *out) {
 /* Set d's field from text v. loc is "FILE:LINE: " or "". */
 static int set_value(const flags_def *d, void *values, const char *v, const char *loc,
                      sb_err *err) {
-    char syn[160];
+    char syn[1024];
     switch (d->type) {
     case FLAGS_TYPE_BOOL: {
         bool b;

@@ -272,6 +272,15 @@ static void test_refused_combinations(void **state) {
     expect(0, "--replicas_to_aggregate=0", "training is not built yet");
     expect(2, "--hosts=a,b --hostfile=h", "give one or the other");
     expect(2, "--max_number_of_steps=2 --num_warmup_steps=2", "leaves no timed steps");
+    /* train/'s optimizer and schedule checks, as usage errors naming the flag */
+    expect(2, "--optimizer=ftrl --ftrl_learning_rate_power=0.5",
+           "--ftrl_learning_rate_power=0.5: needs to be negative or zero");
+    expect(0, "--optimizer=sgd --ftrl_learning_rate_power=0.5", "training is not built yet");
+    expect(2, "--optimizer=adagrad --adagrad_initial_accumulator_value=0",
+           "--adagrad_initial_accumulator_value=0");
+    expect(2, "--batch_size=100000000 --num_epochs_per_decay=0.001", "decay_steps");
+    expect(0, "--batch_size=100000000 --num_epochs_per_decay=0.001 "
+              "--learning_rate_decay_type=fixed", "training is not built yet");
     /* accepted-and-ignored flags run, with a warning */
     expect(0, "--master=grpc://x:2222 --clone_on_cpu", "--master has no effect in slimbench");
 }

@@ -16,6 +16,50 @@ static void warn_inert(const flags_table *t, const void *values) {
     }
 }
 
+int train_cmd_opt_config(const train_flags *tf, opt_config *oc, sb_err *err) {
+    opt_config_default(oc);
+    int rc = opt_kind_from_name(tf->optimizer, &oc->kind, err);
+    if (rc) return sb_err_set(err, SB_E_USAGE, "flag --optimizer=%s: %s", tf->optimizer, err->msg);
+    oc->adadelta_rho = (float)tf->adadelta_rho;
+    oc->adagrad_initial_accumulator_value = (float)tf->adagrad_initial_accumulator_value;
+    oc->adam_beta1 = (float)tf->adam_beta1;
+    oc->adam_beta2 = (float)tf->adam_beta2;
+    oc->opt_epsilon = (float)tf->opt_epsilon;
+    oc->ftrl_learning_rate_power = (float)tf->ftrl_learning_rate_power;
+    oc->ftrl_initial_accumulator_value = (float)tf->ftrl_initial_accumulator_value;
+    oc->ftrl_l1 = (float)tf->ftrl_l1;
+    oc->ftrl_l2 = (float)tf->ftrl_l2;
+    oc->momentum = (float)tf->momentum;
+    oc->rmsprop_momentum = (float)tf->rmsprop_momentum;
+    oc->rmsprop_decay = (float)tf->rmsprop_decay;
+    return 0;
+}
+
+int train_cmd_lr_config(const train_flags *tf, int64_t num_samples_per_epoch, lr_config *lc,
+                        sb_err *err) {
+    lr_config_default(lc);
+    int rc = lr_decay_type_from_name(tf->learning_rate_decay_type, &lc->decay_type, err);
+    if (rc)
+        return sb_err_set(err, SB_E_USAGE, "flag --learning_rate_decay_type=%s: %s",
+                          tf->learning_rate_decay_type, err->msg);
+    lc->learning_rate = (float)tf->learning_rate;
+    lc->end_learning_rate = (float)tf->end_learning_rate;
+    lc->learning_rate_decay_factor = (float)tf->learning_rate_decay_factor;
+    lc->num_epochs_per_decay = tf->num_epochs_per_decay;
+    lc->num_samples_per_epoch = num_samples_per_epoch;
+    lc->batch_size = tf->batch_size;
+    lc->sync_replicas = tf->sync_replicas;
+    lc->replicas_to_aggregate = tf->replicas_to_aggregate;
+    return 0;
+}
+
+/* train/'s range checks are about flag values here: report them as usage errors. */
+static int as_usage(int rc, sb_err *err) {
+    if (rc == 0) return 0;
+    err->code = SB_E_USAGE;
+    return SB_E_USAGE;
+}
+
 int train_cmd_check(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     if (tf->num_ps_tasks > 0)
         return sb_err_set(err, SB_E_UNSUPPORTED,
@@ -46,6 +90,20 @@ int train_cmd_check(const train_flags *tf, const sb_flags *sf, sb_err *err) {
                           "flag --max_number_of_steps=%d leaves no timed steps after "
                           "--num_warmup_steps=%d; raise the first or lower the second",
                           tf->max_number_of_steps, sf->num_warmup_steps);
+    opt_config oc;
+    int rc = train_cmd_opt_config(tf, &oc, err);
+    if (rc == 0) rc = as_usage(opt_config_check(&oc, err), err);
+    if (rc) return rc;
+    bool imagenet_sized = !tf->dataset_dir || !tf->dataset_dir[0] || sf->synthetic_data ||
+                          strcmp(tf->dataset_name, "imagenet") == 0 ||
+                          strcmp(tf->dataset_name, "synthetic") == 0;
+    if (imagenet_sized) {
+        lr_config lc;
+        lr_config_default(&lc); /* its num_samples_per_epoch is ImageNet's training split */
+        rc = train_cmd_lr_config(tf, lc.num_samples_per_epoch, &lc, err);
+        if (rc == 0) rc = as_usage(lr_config_check(&lc, err), err);
+        if (rc) return rc;
+    }
     warn_inert(&flags_train_table, tf);
     warn_inert(&flags_sb_table, sf);
     if ((sf->hosts[0] || sf->hostfile[0]) && tf->worker_replicas == 1)

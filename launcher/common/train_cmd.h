@@ -5,6 +5,7 @@
 
 #include "core/sb.h"
 #include "flags/flags.h"
+#include "train/train.h"
 
 /* Check combinations of launch's flags.
  *
@@ -13,10 +14,22 @@
  * @return 0; SB_E_USAGE for contradictory flags (--sync_replicas with --replicas_to_aggregate
  *         < 1, --hosts with --hostfile, --max_number_of_steps not above --num_warmup_steps);
  *         SB_E_UNSUPPORTED for slim features slimbench does not have (--num_ps_tasks > 0,
- *         --num_clones > 1, --quantize_delay >= 0).
+ *         --num_clones > 1, --quantize_delay >= 0); SB_E_USAGE when train/ rejects the optimizer
+ *         or learning-rate flags (opt_config_check, lr_config_check; the schedule is checked
+ *         against ImageNet's 1281167 training images when the data is ImageNet or synthetic).
  * Flags marked INERT that were set explicitly get a warning on stderr (they have no effect).
  */
 int train_cmd_check(const train_flags *tf, const sb_flags *sf, sb_err *err);
+
+/* slim's _configure_optimizer: the optimizer flags into train/'s opt_config (one line per flag).
+ * Returns 0 or SB_E_USAGE naming --optimizer when its value has no optimizer. */
+int train_cmd_opt_config(const train_flags *tf, opt_config *oc, sb_err *err);
+
+/* slim's _configure_learning_rate inputs into train/'s lr_config; num_samples_per_epoch is the
+ * training split's size (the dataset's, not a flag). Returns 0 or SB_E_USAGE naming
+ * --learning_rate_decay_type. */
+int train_cmd_lr_config(const train_flags *tf, int64_t num_samples_per_epoch, lr_config *lc,
+                        sb_err *err);
 
 /* Hand the checked flags over to training: the one call site where launch's work starts.
  * @return 0 on success; a code and err on a runtime failure (launch exits 1). */

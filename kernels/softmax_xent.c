@@ -1,5 +1,5 @@
-/* kernels/softmax_xent.c — softmax cross-entropy with label smoothing, averaged over the batch, as
- * tf.losses.softmax_cross_entropy: target = onehot*(1-ls) + ls/K. The log-softmax is shifted by
+/* kernels/softmax_xent.c — softmax cross-entropy with label smoothing, averaged over the batch,
+ * as tf.losses.softmax_cross_entropy: target = onehot*(1-ls) + ls/K. The log-softmax is shifted by
  * the row maximum, so large logits neither overflow nor lose the loss. Since the target sums to
  * one, a row's loss is lse - sum_k target_k * logit_k with lse = log(sum exp(logit)). The batch
  * mean sums fixed row blocks in block order (no dependence on the thread count). */
@@ -23,7 +23,8 @@ float softmax_xent_forward(float *probs, const float *logits, const int32_t *lab
     {
 #pragma omp for schedule(static)
         for (int blk = 0; blk < XENT_RB; blk++) {
-            const int r0 = (int)((long)N * blk / XENT_RB), r1 = (int)((long)N * (blk + 1) / XENT_RB);
+            const int r0 = (int)((long)N * blk / XENT_RB);
+            const int r1 = (int)((long)N * (blk + 1) / XENT_RB);
             double acc = 0.0;
             for (int n = r0; n < r1; n++) {
                 const float *x = logits + (size_t)n * K;

@@ -2,11 +2,13 @@
  * (tests/reference, gen_kernels.py): forward output, dx, dw and db for stride 2, SAME with odd
  * and even sizes (asymmetric padding), 1x1 (stride 1 and 2), 7x7, 1x7 / 7x1, VALID with IC = 17,
  * batch > 1, non-square inputs, with and without bias. Also the API's accumulation contract
- * (dx overwritten, dw/db +=).
+ * (dx overwritten, dw/db +=). Both the naive conv2d_*_ref and the fast conv2d_* are checked,
+ * and the fast conv is compared with the reference on tail shapes.
  *
  * Tolerance: |got - want| <= atol + 1e-4 * |want|, atol = 1e-5 * max|want|. The references are
- * float64 results rounded once; conv2d_*_ref sums in double, so the only error left is the final
- * rounding plus float inputs — far inside 1e-4. */
+ * float64 results rounded once. conv2d_*_ref sums in double, so only its final rounding is left;
+ * the fast conv and fc sum in float over at most a few hundred terms here, whose rounding error
+ * (~sqrt(terms) ulps of the tensor's scale, ~1e-6 relative) stays far inside atol. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +76,7 @@ typedef struct conv_impl {
 
 static const conv_impl conv_impls[] = {
     {"conv2d_ref", conv2d_forward_ref, conv2d_backward_data_ref, conv2d_backward_filter_ref, 0},
+    {"conv2d", conv2d_forward, conv2d_backward_data, conv2d_backward_filter, 1},
 };
 
 static const char *const conv_cases[] = {
@@ -154,7 +157,8 @@ static void test_fc_vectors_via_conv_ref(void **state) {
     conv2d_shape sh;
     assert_int_equal(
         conv2d_shape_init(&sh, N, 1, 1, IC, OC, 1, 1, 1, 1, KN_PADDING_VALID, 0, 0, 0, 0), 0);
-    const float *x = REF_F(&s, "fc", "x", (size_t)N * IC), *w = REF_F(&s, "fc", "w", (size_t)IC * OC);
+    const float *x = REF_F(&s, "fc", "x", (size_t)N * IC);
+    const float *w = REF_F(&s, "fc", "w", (size_t)IC * OC);
     const float *b = REF_F(&s, "fc", "b", (size_t)OC), *dy = REF_F(&s, "fc", "dy", (size_t)N * OC);
     float *y = fbuf((size_t)N * OC), *dx = fbuf((size_t)N * IC), *dw = fbuf((size_t)IC * OC);
     float *db = fbuf((size_t)OC);
@@ -169,10 +173,130 @@ static void test_fc_vectors_via_conv_ref(void **state) {
     refs_free(&s);
 }
 
+/* fc_forward / fc_backward against the FC vectors: dx overwritten (and skipped when NULL),
+ * dw/db accumulated. */
+static void test_fc_vs_pytorch(void **state) {
+    (void)state;
+    refset s = {0};
+    const int32_t *p = REF_I(&s, "fc", "params", 3);
+    const int N = p[0], IC = p[1], OC = p[2];
+    const size_t nx = (size_t)N * IC, nw = (size_t)IC * OC, ny = (size_t)N * OC;
+    const float *x = REF_F(&s, "fc", "x", nx), *w = REF_F(&s, "fc", "w", nw);
+    const float *b = REF_F(&s, "fc", "b", (size_t)OC), *dy = REF_F(&s, "fc", "dy", ny);
+    const float *want_dw = REF_F(&s, "fc", "dw", nw), *want_db = REF_F(&s, "fc", "db", (size_t)OC);
+    float *y = fbuf(ny), *dx = fbuf(nx), *dw = fbuf(nw), *db = fbuf((size_t)OC);
+    float *w2 = fbuf(nw), *b2 = fbuf((size_t)OC);
+    const size_t wsz = fc_workspace_size(N, IC, OC);
+    void *ws = wsz ? sb_aligned_alloc(wsz) : NULL;
+    for (size_t i = 0; i < ny; i++) y[i] = NAN;
+    fc_forward(y, x, w, b, N, IC, OC, ws);
+    check_close("fc y", y, REF_F(&s, "fc", "y", ny), ny);
+    for (size_t i = 0; i < nx; i++) dx[i] = NAN;
+    fc_backward(dx, dw, db, dy, x, w, N, IC, OC, ws);
+    check_close("fc dx", dx, REF_F(&s, "fc", "dx", nx), nx);
+    check_close("fc dw", dw, want_dw, nw);
+    check_close("fc db", db, want_db, (size_t)OC);
+    /* second call without dx: dw and db double */
+    fc_backward(NULL, dw, db, dy, x, w, N, IC, OC, ws);
+    for (size_t i = 0; i < nw; i++) w2[i] = 2.0f * want_dw[i];
+    for (int i = 0; i < OC; i++) b2[i] = 2.0f * want_db[i];
+    check_close("fc dw accumulated", dw, w2, nw);
+    check_close("fc db accumulated", db, b2, (size_t)OC);
+    sb_aligned_free(ws);
+    free(y), free(dx), free(dw), free(db), free(w2), free(b2);
+    refs_free(&s);
+}
+
+/* Deterministic pseudo-random floats in [-1, 1). */
+static void fill_uniform(float *a, size_t n, uint64_t seed) {
+    uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        a[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+}
+
+/* Fast conv against conv2d_*_ref on tail shapes: IC and OC off multiples of 16, odd H/W,
+ * stride 2, SAME and explicit padding, 1x1 (stride 1 and 2), 1x7/7x1, 7x7, channel counts that
+ * straddle the GEMM blocking. The _ref passes sum in double; the fast ones in float over up to
+ * KH*KW*IC (forward, dx: KH*KW*OC) or N*OH*OW (dw) terms, whose rounding stays within 1e-4
+ * relative of the tensor's scale for these sizes. */
+typedef struct tail_case {
+    int N, IH, IW, IC, OC, KH, KW, SH, SW;
+    kn_padding pad;
+    int PT, PL, PB, PR, bias;
+} tail_case;
+
+static const tail_case tail_cases[] = {
+    {2, 9, 7, 19, 13, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {1, 11, 10, 5, 33, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {3, 7, 7, 35, 17, 1, 1, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {2, 8, 9, 6, 20, 1, 1, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {1, 15, 13, 3, 16, 7, 7, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {1, 9, 9, 17, 9, 1, 7, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {1, 9, 9, 17, 9, 7, 1, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {2, 6, 5, 16, 16, 3, 3, 1, 1, KN_PADDING_VALID, 0, 0, 0, 0, 1},
+    {1, 8, 8, 33, 65, 3, 3, 2, 2, KN_PADDING_EXPLICIT, 1, 1, 1, 1, 0}, /* slim conv2d_same */
+    {2, 8, 8, 64, 64, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {1, 5, 6, 1, 1, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {1, 12, 11, 3, 8, 5, 5, 3, 3, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+};
+
+static void test_conv_fast_vs_ref_tails(void **state) {
+    (void)state;
+    for (size_t t = 0; t < SB_ARRAY_LEN(tail_cases); t++) {
+        const tail_case *tc = &tail_cases[t];
+        conv2d_shape sh;
+        assert_int_equal(conv2d_shape_init(&sh, tc->N, tc->IH, tc->IW, tc->IC, tc->OC, tc->KH,
+                                           tc->KW, tc->SH, tc->SW, tc->pad, tc->PT, tc->PL,
+                                           tc->PB, tc->PR),
+                         0);
+        const size_t nx = (size_t)sh.N * sh.IH * sh.IW * sh.IC;
+        const size_t nw = (size_t)sh.KH * sh.KW * sh.IC * sh.OC;
+        const size_t ny = (size_t)sh.N * sh.OH * sh.OW * sh.OC;
+        float *x = fbuf(nx), *w = fbuf(nw), *b = fbuf(sh.OC), *dy = fbuf(ny);
+        float *y0 = fbuf(ny), *y1 = fbuf(ny), *dx0 = fbuf(nx), *dx1 = fbuf(nx);
+        float *dw0 = fbuf(nw), *dw1 = fbuf(nw), *db0 = fbuf(sh.OC), *db1 = fbuf(sh.OC);
+        fill_uniform(x, nx, 100 + t);
+        fill_uniform(w, nw, 200 + t);
+        fill_uniform(b, (size_t)sh.OC, 300 + t);
+        fill_uniform(dy, ny, 400 + t);
+        const size_t wsz = conv2d_workspace_size(&sh);
+        void *ws = wsz ? sb_aligned_alloc(wsz) : NULL;
+        const float *bias = tc->bias ? b : NULL;
+        char what[160];
+#define TAIL_WHAT(op)                                                                          \
+    (snprintf(what, sizeof what, "conv2d %s N%d %dx%d IC%d OC%d k%dx%d s%d pad%d", op, sh.N,   \
+              sh.IH, sh.IW, sh.IC, sh.OC, sh.KH, sh.KW, sh.SH, (int)tc->pad),                  \
+     what)
+        conv2d_forward_ref(y0, x, w, bias, &sh, NULL);
+        for (size_t i = 0; i < ny; i++) y1[i] = NAN;
+        conv2d_forward(y1, x, w, bias, &sh, ws);
+        check_close(TAIL_WHAT("y"), y1, y0, ny);
+        conv2d_backward_data_ref(dx0, dy, w, &sh, NULL);
+        for (size_t i = 0; i < nx; i++) dx1[i] = NAN;
+        conv2d_backward_data(dx1, dy, w, &sh, ws);
+        check_close(TAIL_WHAT("dx"), dx1, dx0, nx);
+        /* dw/db accumulate onto a nonzero start */
+        for (size_t i = 0; i < nw; i++) dw0[i] = dw1[i] = 0.25f;
+        for (int i = 0; i < sh.OC; i++) db0[i] = db1[i] = -0.5f;
+        conv2d_backward_filter_ref(dw0, tc->bias ? db0 : NULL, dy, x, &sh, NULL);
+        conv2d_backward_filter(dw1, tc->bias ? db1 : NULL, dy, x, &sh, ws);
+        check_close(TAIL_WHAT("dw"), dw1, dw0, nw);
+        check_close(TAIL_WHAT("db"), db1, db0, (size_t)sh.OC);
+#undef TAIL_WHAT
+        sb_aligned_free(ws);
+        free(x), free(w), free(b), free(dy), free(y0), free(y1), free(dx0), free(dx1);
+        free(dw0), free(dw1), free(db0), free(db1);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_vs_pytorch),
         cmocka_unit_test(test_fc_vectors_via_conv_ref),
+        cmocka_unit_test(test_fc_vs_pytorch),
+        cmocka_unit_test(test_conv_fast_vs_ref_tails),
     };
     return cmocka_run_group_tests_name("kernels_conv", tests, NULL, NULL);
 }

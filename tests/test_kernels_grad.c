@@ -7,7 +7,7 @@
  * element, dL/dp ~ (L(p + h) - L(p - h)) / 2h, and compared with the float kernels' backward
  * called with dy = r. The float forward is also compared with the double forward.
  *
- * Why the tolerances hold: for the linear ops (conv, pools, concat, add, bias, dropout) L is
+ * Why the tolerances hold: for the linear ops (conv, fc, pools, concat, add, bias, dropout) L is
  * linear in each input, so the central difference is exact up to double rounding,
  * ~1e-16 * |L| / h ~ 1e-12 with h = 1e-3. For the smooth nonlinear ones (batch norm, softmax
  * xent) h = 1e-5 gives truncation error h^2 * |L'''| ~ 1e-10 and rounding ~1e-11. Max pool and ReLU
@@ -105,6 +105,7 @@ static void fd_check(const char *what, const float *analytic, double *p, size_t 
         p[i] = save;
         g[i] = (lp - lm) / (2.0 * h);
     }
+    loss(ctx); /* leave the context's forward output at the unperturbed point */
     check_close_d(what, analytic, g, n);
     free(g);
 }
@@ -172,6 +173,20 @@ static void run_conv_fd(int N, int IH, int IW, int IC, int OC, int KH, int KW, i
     fd_check("conv_ref dw vs fd", dw, c.w, nw, H_LINEAR, conv_loss, &c);
     if (bias) fd_check("conv_ref db vs fd", db, c.b, OC, H_LINEAR, conv_loss, &c);
 
+    /* the fast conv against the same finite differences */
+    const size_t wsz = conv2d_workspace_size(&c.s);
+    void *ws = wsz ? sb_aligned_alloc(wsz) : NULL;
+    conv2d_forward(y, x, w, bias ? b : NULL, &c.s, ws);
+    check_close_d("conv2d y vs double", y, c.y, ny);
+    memset(dw, 0, nw * sizeof(float));
+    memset(db, 0, (size_t)OC * sizeof(float));
+    conv2d_backward_data(dx, r, w, &c.s, ws);
+    conv2d_backward_filter(dw, bias ? db : NULL, r, x, &c.s, ws);
+    fd_check("conv2d dx vs fd", dx, c.x, nx, H_LINEAR, conv_loss, &c);
+    fd_check("conv2d dw vs fd", dw, c.w, nw, H_LINEAR, conv_loss, &c);
+    if (bias) fd_check("conv2d db vs fd", db, c.b, OC, H_LINEAR, conv_loss, &c);
+    sb_aligned_free(ws);
+
     free(x), free(w), free(b), free(r), free(y), free(dx), free(dw), free(db);
     free(c.x), free(c.w), free(c.b), free(c.r), free(c.y);
 }
@@ -187,6 +202,49 @@ static void test_conv_fd(void **state) {
     /* 1x7 and 7x1 SAME */
     run_conv_fd(1, 2, 8, 2, 2, 1, 7, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1);
     run_conv_fd(1, 8, 2, 2, 2, 7, 1, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0);
+}
+
+/* ---- fully connected ---------------------------------------------------------------------- */
+
+typedef struct fc_ctx {
+    int N, IC, OC;
+    double *x, *w, *b, *r, *y;
+} fc_ctx;
+
+static double fc_loss(void *vc) {
+    fc_ctx *c = vc;
+    for (int n = 0; n < c->N; n++)
+        for (int o = 0; o < c->OC; o++) {
+            double acc = c->b[o];
+            for (int i = 0; i < c->IC; i++) acc += c->x[n * c->IC + i] * c->w[i * c->OC + o];
+            c->y[n * c->OC + o] = acc;
+        }
+    return dot(c->y, c->r, (size_t)c->N * c->OC);
+}
+
+static void test_fc_fd(void **state) {
+    (void)state;
+    fc_ctx c = {.N = 3, .IC = 5, .OC = 4};
+    const size_t nx = 15, nw = 20, ny = 12;
+    float *x = fbuf(nx), *w = fbuf(nw), *b = fbuf(4), *r = fbuf(ny), *y = fbuf(ny);
+    float *dx = fbuf(nx), *dw = fbuf(nw), *db = fbuf(4);
+    c.x = dbuf(nx), c.w = dbuf(nw), c.b = dbuf(4), c.r = dbuf(ny), c.y = dbuf(ny);
+    fill(x, c.x, nx, 101);
+    fill(w, c.w, nw, 102);
+    fill(b, c.b, 4, 103);
+    fill(r, c.r, ny, 104);
+    const size_t wsz = fc_workspace_size(c.N, c.IC, c.OC);
+    void *ws = wsz ? sb_aligned_alloc(wsz) : NULL;
+    fc_forward(y, x, w, b, c.N, c.IC, c.OC, ws);
+    fc_loss(&c);
+    check_close_d("fc y vs double", y, c.y, ny);
+    fc_backward(dx, dw, db, r, x, w, c.N, c.IC, c.OC, ws);
+    fd_check("fc dx vs fd", dx, c.x, nx, H_LINEAR, fc_loss, &c);
+    fd_check("fc dw vs fd", dw, c.w, nw, H_LINEAR, fc_loss, &c);
+    fd_check("fc db vs fd", db, c.b, 4, H_LINEAR, fc_loss, &c);
+    sb_aligned_free(ws);
+    free(x), free(w), free(b), free(r), free(y), free(dx), free(dw), free(db);
+    free(c.x), free(c.w), free(c.b), free(c.r), free(c.y);
 }
 
 /* ---- batch norm (training) ---------------------------------------------------------------- */
@@ -522,6 +580,7 @@ static void test_xent_fd(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_fd),
+        cmocka_unit_test(test_fc_fd),
         cmocka_unit_test(test_bn_fd),
         cmocka_unit_test(test_pool_fd),
         cmocka_unit_test(test_global_avgpool_fd),

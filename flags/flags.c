@@ -70,8 +70,7 @@ int flags_enum_index(const flags_def *d, const char *value) {
 }
 
 void flags_choices_text(const flags_def *d, char *buf, size_t n) {
-    size_t o = (size_t)snprintf(buf, n, "<%s%s>", d->choices[0] == '|' ? "''" : "", d->choices);
-    (void)o;
+    snprintf(buf, n, "<%s%s>", d->choices[0] == '|' ? "''" : "", d->choices);
 }
 
 /* Returns 0, 1 for "not an integer", 2 for out of the range of long long. absl (Python int with
@@ -381,7 +380,8 @@ static const char *const special_flags[] = {"flagfile", "undefok", "help", "help
 static size_t suggest_key(const char *attempt, size_t la, const char *name) {
     size_t ln = strlen(name);
     if (ln > 64) return SIZE_MAX;
-    return osa_distance(attempt, la, name, SB_MIN(la, ln)) * 1000 + osa_distance(attempt, la, name, ln);
+    size_t prefix = osa_distance(attempt, la, name, SB_MIN(la, ln));
+    return prefix * 1000 + osa_distance(attempt, la, name, ln);
 }
 
 static void suggest(const flags_spec *spec, const char *attempt, char *buf, size_t n) {
@@ -413,9 +413,11 @@ static void suggest(const flags_spec *spec, const char *attempt, char *buf, size
             names[j - 1] = t;
         }
     size_t o = (size_t)snprintf(buf, n, " (did you mean ");
-    for (size_t i = 0; i < nn && i < 3 && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s--%s", i == 0 ? "" : i + 1 == SB_MIN(nn, 3) ? " or " : ", ",
-                              names[i]);
+    size_t shown = SB_MIN(nn, 3);
+    for (size_t i = 0; i < shown && o < n; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == shown ? " or " : ", ";
+        o += (size_t)snprintf(buf + o, n - o, "%s--%s", sep, names[i]);
+    }
     if (o < n) snprintf(buf + o, n - o, "?)");
 }
 

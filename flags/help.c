@@ -17,8 +17,6 @@ void flags_format_double(double v, char *buf, size_t n) {
     if (!strpbrk(buf, ".eEni") && strlen(buf) + 3 <= n) strcat(buf, ".0");
 }
 
-static void format_bound_ll(long long v, char *buf, size_t n) { snprintf(buf, n, "%lld", v); }
-
 void flags_syntax(const flags_def *d, char *buf, size_t n) {
     char lo[64], hi[64];
     switch (d->type) {
@@ -33,8 +31,8 @@ void flags_syntax(const flags_def *d, char *buf, size_t n) {
     case FLAGS_TYPE_INT: {
         /* absl's IntegerParser wording; INT_MIN/INT_MAX mean "no bound" */
         bool has_lo = d->int_min != INT_MIN, has_hi = d->int_max != INT_MAX;
-        format_bound_ll(d->int_min, lo, sizeof lo);
-        format_bound_ll(d->int_max, hi, sizeof hi);
+        snprintf(lo, sizeof lo, "%lld", d->int_min);
+        snprintf(hi, sizeof hi, "%lld", d->int_max);
         if (has_lo && has_hi) snprintf(buf, n, "an integer in the range [%s, %s]", lo, hi);
         else if (has_lo && d->int_min == 1) snprintf(buf, n, "a positive integer");
         else if (has_hi && d->int_max == -1) snprintf(buf, n, "a negative integer");
@@ -67,7 +65,9 @@ bool flags_format_value(const flags_def *d, const void *values, char *buf, size_
     if (!d->has_default && !*FLAGS_SETBIT(d, values) && d->type != FLAGS_TYPE_STRING)
         return false; /* int/float None */
     switch (d->type) {
-    case FLAGS_TYPE_BOOL: snprintf(buf, n, "%s", *FLAGS_FIELD(d, values, bool) ? "true" : "false"); break;
+    case FLAGS_TYPE_BOOL:
+        snprintf(buf, n, "%s", *FLAGS_FIELD(d, values, bool) ? "true" : "false");
+        break;
     case FLAGS_TYPE_INT: snprintf(buf, n, "%d", *FLAGS_FIELD(d, values, int)); break;
     case FLAGS_TYPE_FLOAT: flags_format_double(*FLAGS_FIELD(d, values, double), buf, n); break;
     case FLAGS_TYPE_STRING:

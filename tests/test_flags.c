@@ -315,8 +315,8 @@ static void test_value_forms(void **state) {
     assert_int_equal(PARSE("--checkpoint_exclude_scopes=a=b,c"), 0);
     assert_string_equal(T.checkpoint_exclude_scopes, "a=b,c");
     /* the last occurrence wins */
-    assert_int_equal(PARSE("--batch_size=1", "--batch_size=2", "--optimizer=sgd", "--optimizer=adam"),
-                     0);
+    assert_int_equal(
+        PARSE("--batch_size=1", "--batch_size=2", "--optimizer=sgd", "--optimizer=adam"), 0);
     assert_int_equal(T.batch_size, 2);
     assert_string_equal(T.optimizer, "adam");
     /* an empty string is a value, distinct from None */
@@ -663,7 +663,9 @@ static void test_flagfile_errors(void **state) {
     write_file(dir, "unk.flags", "# x\n--optimzer=adam\n");
     snprintf(arg, sizeof arg, "--flagfile=%s/unk.flags", dir);
     assert_int_equal(PARSE(arg), SB_E_USAGE);
-    snprintf(want, sizeof want, "%s/unk.flags:2: unknown command line flag --optimzer (did you mean --optimizer?)", dir);
+    snprintf(want, sizeof want,
+             "%s/unk.flags:2: unknown command line flag --optimzer (did you mean --optimizer?)",
+             dir);
     assert_string_equal(E.msg, want);
     write_file(dir, "miss.flags", "--batch_size\n");
     snprintf(arg, sizeof arg, "--flagfile=%s/miss.flags", dir);

@@ -246,7 +246,8 @@ static void test_usage_errors_exit_2(void **state) {
     expect(2, "--batch_size=32x", "flag --batch_size=32x: not an integer");
     expect(2, "--batch_size=4294967296", "flag --batch_size=4294967296: out of range");
     expect(2, "--batch_size", "flag --batch_size: missing value");
-    expect(2, "--optimizer=adamw", "value should be one of <adadelta|adagrad|adam|ftrl|momentum|sgd|rmsprop>");
+    expect(2, "--optimizer=adamw",
+           "value should be one of <adadelta|adagrad|adam|ftrl|momentum|sgd|rmsprop>");
     expect(2, "--model_name=vgg16",
            "<vgg_a|vgg_16|vgg_19|resnet_v1_50|resnet_v1_101|resnet_v1_152|resnet_v1_200|"
            "resnet_v2_50|resnet_v2_101|resnet_v2_152|resnet_v2_200|lenet|cifarnet|inception_v1|"

@@ -467,11 +467,16 @@ void opt_step(float *params, float *slots, size_t slot_stride, const float *grad
     }
 }
 
-static void check_descs(const param_desc *descs, size_t ndesc, size_t arena_count) {
+static void check_descs(const param_desc *descs, size_t ndesc, size_t arena_count,
+                        size_t slot_limit) {
     for (size_t k = 0; k < ndesc; k++) {
         SB_ASSERTF(descs[k].offset <= arena_count && descs[k].count <= arena_count - descs[k].offset,
                    "%s: [%zu, +%zu) outside the arena of %zu floats", descs[k].name,
                    descs[k].offset, descs[k].count, arena_count);
+        SB_ASSERTF(!(descs[k].flags & PARAM_FLAG_TRAINABLE) ||
+                       descs[k].offset + descs[k].count <= slot_limit,
+                   "%s: trainable [%zu, +%zu) beyond the slot planes of %zu floats",
+                   descs[k].name, descs[k].offset, descs[k].count, slot_limit);
         SB_DASSERT(k == 0 || descs[k].offset >= descs[k - 1].offset + descs[k - 1].count ||
                    descs[k].offset + descs[k].count <= descs[k - 1].offset);
     }
@@ -481,25 +486,25 @@ typedef struct apply_ctx {
     opt_kind kind;
     float *params, *slots;
     const float *grads;
-    size_t arena_count;
+    size_t slot_stride;
     bool wd;
     const opt_hyper *h;
 } apply_ctx;
 
 static void apply_chunk(void *ctx, const param_desc *d, size_t off, size_t n) {
     apply_ctx *c = ctx;
-    opt_range(c->kind, c->params, c->slots, c->arena_count, c->grads, off, n,
+    opt_range(c->kind, c->params, c->slots, c->slot_stride, c->grads, off, n,
               c->wd && (d->flags & PARAM_FLAG_DECAY), c->h);
 }
 
-void opt_apply(float *params, float *slots, const float *grads, size_t arena_count,
-               const param_desc *descs, size_t ndesc, const opt_config *c, float lr,
-               float weight_decay, float *scalars) {
+void opt_apply(float *params, float *slots, size_t slot_stride, const float *grads,
+               size_t arena_count, const param_desc *descs, size_t ndesc, const opt_config *c,
+               float lr, float weight_decay, float *scalars) {
     int ns = opt_slot_count(c->kind);
     SB_ASSERT(ns == 0 || slots != NULL);
-    check_descs(descs, ndesc, arena_count);
+    check_descs(descs, ndesc, arena_count, ns ? slot_stride : arena_count);
     opt_hyper h = opt_hyper_make(c, lr, weight_decay, scalars);
-    apply_ctx ac = {c->kind, params, ns ? slots : NULL, grads, arena_count,
+    apply_ctx ac = {c->kind, params, ns ? slots : NULL, grads, slot_stride,
                     weight_decay != 0.0f, &h};
     /* One region; thread ith takes its share of the trainable floats laid end to end, so a
      * 100M-float fc6 and a 64-float bias are split the same way. */

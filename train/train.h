@@ -9,9 +9,9 @@
  * field names so the flags -> config mapping is one line per flag.
  *
  * Memory (STYLE.md §4): parameters live in one flat, 64-byte aligned arena of floats; the
- * gradients arena has the same layout; optimizer slots are `opt_slot_count(kind)` planes, each
- * laid out exactly like the parameters arena (plane j starts at slots + j * arena_count), so slot
- * j of the float at params[i] is slots[j * arena_count + i]. Every tensor is a param_desc.
+ * gradients arena uses the same offsets; optimizer slots are `opt_slot_count(kind)` planes laid
+ * out like the parameters arena (plane j starts at slots + j * slot_stride), so slot j of the
+ * float at params[i] is slots[j * slot_stride + i]. Every tensor is a param_desc.
  *
  * Threads: the functions that loop over data open one OpenMP parallel region with (ith, nth)
  * splitting; call them from outside any parallel region. Every element goes through the same
@@ -46,7 +46,9 @@ enum param_flag {
 
 #define PARAM_MAX_DIMS 4
 
-/* One tensor of the parameters arena. */
+/* One tensor of the parameters arena. models/slim's net_var has the same fields; the trainer
+ * maps its flags: TRAINABLE = NET_VAR_TRAINABLE and under --trainable_scopes, DECAY =
+ * NET_VAR_REGULARIZED, MODEL = every net variable (slim layers create only model variables). */
 typedef struct param_desc {
     const char *name;           /* slim scope name, e.g. "vgg_16/conv1/conv1_1/weights"; borrowed */
     size_t offset;              /* index of its first float in the arena (params, grads, slots) */
@@ -161,11 +163,14 @@ void opt_step(float *params, float *slots, size_t slot_stride, const float *grad
 /* One training step over a descriptor list, as slim's optimizer.apply_gradients: updates every
  * tensor with PARAM_FLAG_TRAINABLE (others are left alone, slots included), adds
  * weight_decay*w to the gradient of tensors with PARAM_FLAG_DECAY, then advances the scalars.
- * params, grads: (arena_count). slots: (opt_slot_count, arena_count). scalars: in/out.
- * Descriptors must lie inside the arena and not overlap (asserted). */
-void opt_apply(float *params, float *slots, const float *grads, size_t arena_count,
-               const param_desc *descs, size_t ndesc, const opt_config *c, float lr,
-               float weight_decay, float *scalars);
+ * params: (arena_count). grads: same offsets as params; only trainable tensors' floats are read.
+ * slots: (opt_slot_count, slot_stride), plane j at slots + j*slot_stride; slot_stride may be
+ * smaller than arena_count when trainable tensors come first (models/slim's layout), it must
+ * cover every trainable tensor. scalars: (opt_scalar_count) in/out.
+ * Descriptors must lie inside the arena (asserted) and not overlap. */
+void opt_apply(float *params, float *slots, size_t slot_stride, const float *grads,
+               size_t arena_count, const param_desc *descs, size_t ndesc, const opt_config *c,
+               float lr, float weight_decay, float *scalars);
 
 /* ---------------------------------------------------------------------------------------------
  * slim's L2 weight decay: the loss term is weight_decay * tf.nn.l2_loss(w) = weight_decay *

@@ -314,8 +314,22 @@ static inline void ftrl_1(float *w, float *accum, float *linear, float g, const 
 }
 
 static inline void ftrl_v(vf *w, vf *accum, vf *linear, vf g, const opt_hyper *h) {
-    /* FTRL's pow, sign and select stay scalar: slim users rarely pick it, and per-lane code
-     * keeps the exact TF expression. */
+    if (h->lr_power == -0.5f) {
+        /* The functor's special case (and slim's default): square roots, vectorized. */
+        vf na = *accum + g * g;
+        vf pa = vsqrt(*accum), pna = vsqrt(na);
+        vf lin = *linear + (g - (pna - pa) / h->lr * *w);
+        vi pos = lin > 0.0f, neg = lin < 0.0f;          /* lanes of -1 (true) or 0 */
+        vf sign = __builtin_convertvector(neg - pos, vf); /* +1, -1, or 0 for lin == 0 */
+        vf x = h->l1 * sign - lin;
+        vf y = pna / h->lr + h->l2x2;
+        vi keep = (vf)((vi)lin & 0x7fffffff) > h->l1;   /* |lin| > l1 */
+        *w = (vf)((vi)(x / y) & keep);                   /* else +0.0 */
+        *linear = lin;
+        *accum = na;
+        return;
+    }
+    /* General learning_rate_power: powf per lane, the same expression as ftrl_1. */
     for (int l = 0; l < OPT_VL; l++) {
         float wl = (*w)[l], al = (*accum)[l], ll = (*linear)[l];
         ftrl_1(&wl, &al, &ll, g[l], h);

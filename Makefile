@@ -54,6 +54,8 @@ DEB_BUILD_PACKAGES := build-essential pkg-config git libopenmpi-dev openmpi-bin 
 DEB_TOOL_PACKAGES := libopenblas-dev lmdb-utils libjpeg-turbo-progs dataset-fashion-mnist \
     shellcheck gnuplot-nox
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TOOL_PACKAGES)
+# Variants shipped as docker images (asan is a test build): docker/Dockerfile's ARG BUILD takes these.
+IMAGE_VARIANTS := $(filter-out asan,$(VARIANTS))
 
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null)
@@ -185,6 +187,14 @@ print-deb-packages:
 
 print-commands:
 	@echo $(notdir $(CMDS))
+
+# Used by tests/test_docker.c to check docker/Dockerfile against this file.
+.PHONY: print-deb-build-packages print-image-variants
+print-deb-build-packages:
+	@echo $(DEB_BUILD_PACKAGES)
+
+print-image-variants:
+	@echo $(IMAGE_VARIANTS)
 
 clean:
 	rm -rf build bin

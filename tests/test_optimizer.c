@@ -486,6 +486,33 @@ static void test_bit_identical_across_threads(void **state) {
     free(g), free(w0);
 }
 
+static void count_piece(void *ctx, const param_desc *d, size_t off, size_t n) {
+    unsigned char *seen = ctx;
+    assert_true(off >= d->offset && off + n <= d->offset + d->count);
+    for (size_t i = off; i < off + n; i++) seen[i]++;
+}
+
+static void test_param_share_partition(void **state) {
+    (void)state;
+    /* Every float of the selected descriptors is visited once, whatever nth; others never. */
+    param_desc d[4] = {
+        {"a", 0, 1000, 1, {1000}, PARAM_FLAG_TRAINABLE},
+        {"b", 1000, 3, 1, {3}, PARAM_FLAG_MODEL},
+        {"c", 1003, 17, 1, {17}, PARAM_FLAG_TRAINABLE | PARAM_FLAG_DECAY},
+        {"d", 1020, 0, 1, {0}, PARAM_FLAG_TRAINABLE},
+    };
+    unsigned char seen[1020];
+    for (int nth = 1; nth <= 7; nth++) {
+        memset(seen, 0, sizeof seen);
+        for (int ith = 0; ith < nth; ith++)
+            param_share_for_each(d, 4, PARAM_FLAG_TRAINABLE, ith, nth, count_piece, seen);
+        for (int i = 0; i < 1020; i++) assert_int_equal(seen[i], (i >= 1000 && i < 1003) ? 0 : 1);
+    }
+    memset(seen, 0, sizeof seen);
+    param_share_for_each(d, 4, 0, 0, 1, count_piece, seen);
+    for (int i = 0; i < 1020; i++) assert_int_equal(seen[i], 1);
+}
+
 static void test_ema(void **state) {
     (void)state;
     /* decay = min(decay, (1 + n)/(10 + n)) in float32. */
@@ -530,6 +557,7 @@ int main(void) {
         cmocka_unit_test(test_apply_skips_non_trainable),
         cmocka_unit_test(test_l2_weight_decay),
         cmocka_unit_test(test_bit_identical_across_threads),
+        cmocka_unit_test(test_param_share_partition),
         cmocka_unit_test(test_ema),
     };
     return cmocka_run_group_tests_name("optimizer", tests, NULL, NULL);

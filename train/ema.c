@@ -24,35 +24,20 @@ float ema_decay_at(float decay, int64_t num_updates) {
     return decay < warm ? decay : warm; /* math_ops.minimum */
 }
 
-/* Thread ith's share [lo, hi) of the floats of the PARAM_FLAG_MODEL descriptors laid end to end,
- * handed to fn one descriptor piece at a time. */
-static void ema_share(const param_desc *descs, size_t ndesc, int ith, int nth,
-                      void (*fn)(void *ctx, size_t off, size_t n), void *ctx) {
-    size_t total = 0, pos = 0;
-    for (size_t k = 0; k < ndesc; k++)
-        if (descs[k].flags & PARAM_FLAG_MODEL) total += descs[k].count;
-    size_t lo = total * (size_t)ith / (size_t)nth, hi = total * (size_t)(ith + 1) / (size_t)nth;
-    for (size_t k = 0; k < ndesc && pos < hi; k++) {
-        const param_desc *d = &descs[k];
-        if (!(d->flags & PARAM_FLAG_MODEL)) continue;
-        size_t a = SB_MAX(lo, pos), b = SB_MIN(hi, pos + d->count);
-        if (b > a) fn(ctx, d->offset + (a - pos), b - a);
-        pos += d->count;
-    }
-}
-
 typedef struct ema_ctx {
     float *shadow;
     const float *params;
     float one_minus_decay;
 } ema_ctx;
 
-static void ema_copy_chunk(void *ctx, size_t off, size_t n) {
+static void ema_copy_chunk(void *ctx, const param_desc *d, size_t off, size_t n) {
+    (void)d;
     ema_ctx *c = ctx;
     memcpy(c->shadow + off, c->params + off, n * sizeof(float));
 }
 
-static void ema_update_chunk(void *ctx, size_t off, size_t n) {
+static void ema_update_chunk(void *ctx, const param_desc *d, size_t off, size_t n) {
+    (void)d;
     ema_ctx *c = ctx;
     float *s = c->shadow + off;
     const float *w = c->params + off;
@@ -65,7 +50,8 @@ static void ema_update_chunk(void *ctx, size_t off, size_t n) {
 void ema_init(float *shadow, const float *params, const param_desc *descs, size_t ndesc) {
     ema_ctx c = {shadow, params, 0.0f};
     #pragma omp parallel
-    ema_share(descs, ndesc, omp_get_thread_num(), omp_get_num_threads(), ema_copy_chunk, &c);
+    param_share_for_each(descs, ndesc, PARAM_FLAG_MODEL, omp_get_thread_num(),
+                         omp_get_num_threads(), ema_copy_chunk, &c);
 }
 
 void ema_apply(float *shadow, const float *params, const param_desc *descs, size_t ndesc,
@@ -73,5 +59,6 @@ void ema_apply(float *shadow, const float *params, const param_desc *descs, size
     /* assign_moving_average: decay = convert_to_tensor(1.0 - decay), a float32 subtraction. */
     ema_ctx c = {shadow, params, 1.0f - ema_decay_at(decay, num_updates)};
     #pragma omp parallel
-    ema_share(descs, ndesc, omp_get_thread_num(), omp_get_num_threads(), ema_update_chunk, &c);
+    param_share_for_each(descs, ndesc, PARAM_FLAG_MODEL, omp_get_thread_num(),
+                         omp_get_num_threads(), ema_update_chunk, &c);
 }

@@ -440,19 +440,19 @@ static void opt_range(opt_kind kind, float *params, float *slots, size_t slot_st
     }
 }
 
-/* Thread ith's share [lo, hi) of total, cut at whole vectors. */
+/* Thread ith's share [lo, hi) of total, cut at multiples of PARAM_SHARE_ALIGN floats (a whole
+ * number of vectors for every OPT_VL). */
 static void opt_split(size_t total, int ith, int nth, size_t *lo, size_t *hi) {
-    size_t nv = (total + OPT_VL - 1) / OPT_VL;
-    size_t a = nv * (size_t)ith / (size_t)nth, b = nv * (size_t)(ith + 1) / (size_t)nth;
-    *lo = SB_MIN(a * OPT_VL, total);
-    *hi = SB_MIN(b * OPT_VL, total);
+    static_assert(PARAM_SHARE_ALIGN % OPT_VL == 0, "shares start on whole vectors");
+    size_t nb = (total + PARAM_SHARE_ALIGN - 1) / PARAM_SHARE_ALIGN;
+    size_t a = nb * (size_t)ith / (size_t)nth, b = nb * (size_t)(ith + 1) / (size_t)nth;
+    *lo = SB_MIN(a * PARAM_SHARE_ALIGN, total);
+    *hi = SB_MIN(b * PARAM_SHARE_ALIGN, total);
 }
 
-/* Calls fn(ctx, d, offset, count) for thread ith's share of the floats of the descriptors
- * whose flags include all of `need`, laid end to end. */
-typedef void (*desc_chunk_fn)(void *ctx, const param_desc *d, size_t off, size_t n);
-static void desc_share(const param_desc *descs, size_t ndesc, unsigned need, int ith, int nth,
-                       desc_chunk_fn fn, void *ctx) {
+void param_share_for_each(const param_desc *descs, size_t ndesc, unsigned need, int ith, int nth,
+                          param_piece_fn fn, void *ctx) {
+    SB_ASSERTF(nth > 0 && ith >= 0 && ith < nth, "share %d of %d", ith, nth);
     size_t total = 0, lo, hi, pos = 0;
     for (size_t k = 0; k < ndesc; k++)
         if ((descs[k].flags & need) == need) total += descs[k].count;
@@ -520,10 +520,9 @@ void opt_apply(float *params, float *slots, size_t slot_stride, const float *gra
     opt_hyper h = opt_hyper_make(c, lr, weight_decay, scalars);
     apply_ctx ac = {c->kind, params, ns ? slots : NULL, grads, slot_stride,
                     weight_decay != 0.0f, &h};
-    /* One region; thread ith takes its share of the trainable floats laid end to end, so a
-     * 100M-float fc6 and a 64-float bias are split the same way. */
+    /* One region; each thread updates its share of the trainable floats. */
     #pragma omp parallel
-    desc_share(descs, ndesc, PARAM_FLAG_TRAINABLE, omp_get_thread_num(), omp_get_num_threads(),
+    param_share_for_each(descs, ndesc, PARAM_FLAG_TRAINABLE, omp_get_thread_num(), omp_get_num_threads(),
                apply_chunk, &ac);
     opt_scalars_advance(scalars, c);
 }
@@ -553,7 +552,7 @@ double opt_l2_loss(const float *params, const param_desc *descs, size_t ndesc, f
         int ith = omp_get_thread_num(), nth = omp_get_num_threads();
         if (ith == 0) nused = nth;
         l2_loss_ctx c = {params, 0.0};
-        desc_share(descs, ndesc, PARAM_FLAG_DECAY, ith, nth, l2_loss_chunk, &c);
+        param_share_for_each(descs, ndesc, PARAM_FLAG_DECAY, ith, nth, l2_loss_chunk, &c);
         part[ith] = c.sum;
     }
     double sum = 0.0;
@@ -574,6 +573,6 @@ void opt_l2_grad_add(float *grads, const float *params, const param_desc *descs,
                      float weight_decay) {
     l2_grad_ctx c = {grads, params, weight_decay};
     #pragma omp parallel
-    desc_share(descs, ndesc, PARAM_FLAG_DECAY | PARAM_FLAG_TRAINABLE, omp_get_thread_num(),
+    param_share_for_each(descs, ndesc, PARAM_FLAG_DECAY | PARAM_FLAG_TRAINABLE, omp_get_thread_num(),
                omp_get_num_threads(), l2_grad_chunk, &c);
 }

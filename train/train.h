@@ -58,6 +58,17 @@ typedef struct param_desc {
     unsigned flags;             /* PARAM_FLAG_* */
 } param_desc;
 
+/* Work splitting over descriptors, for (ith, nth) loops inside one parallel region: the floats
+ * of the descriptors whose flags include every bit of `need` (0 = all) are laid end to end, cut
+ * into nth shares at multiples of PARAM_SHARE_ALIGN floats, and fn(ctx, d, offset, count) is
+ * called for each piece of share ith, in descriptor order (offset indexes the arena). So a
+ * 100M-float fc6 and a 64-float bias are split alike, and each float is visited by exactly one
+ * thread. Call with ith = omp_get_thread_num(), nth = omp_get_num_threads(). */
+#define PARAM_SHARE_ALIGN 16
+typedef void (*param_piece_fn)(void *ctx, const param_desc *d, size_t offset, size_t count);
+void param_share_for_each(const param_desc *descs, size_t ndesc, unsigned need, int ith, int nth,
+                          param_piece_fn fn, void *ctx);
+
 /* ---------------------------------------------------------------------------------------------
  * Optimizers: slim's --optimizer choices with TensorFlow's exact update rules.
  *

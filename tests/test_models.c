@@ -426,6 +426,142 @@ static void test_grad_liveness(void **state) {
     }
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Execution: deterministic values shared with tests/reference/gen_nets.py. Element i of a tensor
+ * named `name` is u = uniform[-1, 1) from SplitMix64(FNV-1a(name) ^ i * golden); weights get
+ * u * sqrt(6 / fan_in), biases and beta 0.1 u, gamma 1 + 0.1 u, images u, label b = (7 b + 3) % K.
+ * ------------------------------------------------------------------------------------------- */
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+static double det_uniform(uint64_t key, uint64_t i) {
+    uint64_t z = key ^ (i * 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
+}
+
+static void det_fill(net *n) {
+    net_alloc(n);
+    float *p = net_params(n);
+    for (int i = 0; i < net_num_vars(n); i++) {
+        const net_var *v = net_var_at(n, i);
+        if (!(v->flags & NET_VAR_TRAINABLE)) continue;
+        uint64_t key = fnv1a(v->name);
+        const char *leaf = strrchr(v->name, '/') + 1;
+        for (size_t k = 0; k < v->count; k++) {
+            double u = det_uniform(key, k), val;
+            if (v->ndim >= 2) val = u * sqrt(6.0 / v->init.fan_in);
+            else if (!strcmp(leaf, "gamma")) val = 1.0 + 0.1 * u;
+            else val = 0.1 * u;
+            p[v->offset + k] = (float)val;
+        }
+    }
+    float *x = net_input(n);
+    size_t nx = (size_t)net_batch_size(n) * net_image_size(n) * net_image_size(n) * net_image_channels(n);
+    uint64_t key = fnv1a("images");
+    for (size_t k = 0; k < nx; k++) x[k] = (float)det_uniform(key, k);
+    for (int b = 0; b < net_batch_size(n); b++) net_labels(n)[b] = (7 * b + 3) % net_num_classes(n);
+}
+
+/* Forward + backward, then central differences on the largest gradients of a few variables. */
+static void check_fd(const char *model, int image_size, int batch, int classes, const char *const *vars,
+                     int per_var) {
+    net *n = NULL;
+    sb_err e;
+    net_options o = {.num_classes = classes, .image_size = image_size, .batch_size = batch};
+    if (net_create(&n, model, &o, &e)) fail_msg("%s: %s", model, e.msg);
+    det_fill(n);
+    const uint64_t seed = 1234;
+    float loss = net_forward(n, NET_MODE_TRAIN, seed);
+    assert_true(isfinite(loss) && loss > 0);
+    memset(net_grads(n), 0, net_grads_len(n) * sizeof(float));
+    net_backward(n);
+    /* backward accumulates: a second pass doubles the gradients */
+    float *g1 = malloc(net_grads_len(n) * sizeof(float));
+    memcpy(g1, net_grads(n), net_grads_len(n) * sizeof(float));
+    net_forward(n, NET_MODE_TRAIN, seed);
+    net_backward(n);
+    for (size_t k = 0; k < net_grads_len(n); k++)
+        if (fabsf(net_grads(n)[k] - 2 * g1[k]) > 1e-5f * fabsf(g1[k]) + 1e-12f)
+            fail_msg("%s: gradient %zu does not accumulate: %g then %g", model, k, g1[k], net_grads(n)[k]);
+    float *p = net_params(n);
+    for (int vi = 0; vars[vi]; vi++) {
+        const net_var *v = net_var_find(n, vars[vi]);
+        if (!v) fail_msg("%s: no variable %s", model, vars[vi]);
+        size_t chosen[8];
+        SB_ASSERT(per_var <= 8);
+        for (int r = 0; r < per_var; r++) {
+            /* the r-th largest |gradient| of the variable */
+            size_t idx = v->offset;
+            float bg = -1;
+            for (size_t k = v->offset; k < v->offset + v->count; k++) {
+                int taken = 0;
+                for (int q = 0; q < r; q++) taken |= chosen[q] == k;
+                if (!taken && fabsf(g1[k]) > bg) {
+                    bg = fabsf(g1[k]);
+                    idx = k;
+                }
+            }
+            chosen[r] = idx;
+            float w0 = p[idx], h = 2e-3f * fmaxf(fabsf(w0), 0.1f);
+            p[idx] = w0 + h;
+            double lp = net_forward(n, NET_MODE_TRAIN, seed);
+            p[idx] = w0 - h;
+            double lm = net_forward(n, NET_MODE_TRAIN, seed);
+            p[idx] = w0;
+            double fd = (lp - lm) / (2.0 * h), an = g1[idx];
+            if (fabs(fd - an) > 0.06 * fabs(an) + 1e-3)
+                fail_msg("%s: %s[%zu]: backward %.6g, finite difference %.6g", model, v->name,
+                         idx - v->offset, an, fd);
+        }
+    }
+    free(g1);
+    net_destroy(n);
+}
+
+static void test_exec_finite_differences(void **state) {
+    (void)state;
+    static const char *const lenet_vars[] = {"LeNet/conv1/weights", "LeNet/conv2/biases",
+                                             "LeNet/fc3/weights", "LeNet/fc4/weights",
+                                             "LeNet/fc4/biases", NULL};
+    check_fd("lenet", 28, 3, 10, lenet_vars, 2);
+    static const char *const cifar_vars[] = {"CifarNet/conv1/weights", "CifarNet/conv2/weights",
+                                             "CifarNet/fc3/biases", "CifarNet/logits/weights", NULL};
+    check_fd("cifarnet", 32, 2, 10, cifar_vars, 2);
+}
+
+/* Batch norm, residual adds with strided identity shortcuts, concat, average pools and
+ * inception_v3's two losses, at reduced image sizes. The variables are ones where float32
+ * central differences are meaningful: with batch-2 batch norm the loss is far from smooth in the
+ * first convolution's weights, and biases in front of a batch norm have a true gradient of 0. */
+static void test_exec_finite_differences_deep(void **state) {
+    (void)state;
+    static const char *const v1_vars[] = {
+        "resnet_v1_50/block3/unit_2/bottleneck_v1/conv1/weights",
+        "resnet_v1_50/block2/unit_1/bottleneck_v1/shortcut/weights",
+        "resnet_v1_50/block4/unit_3/bottleneck_v1/conv3/BatchNorm/beta",
+        "resnet_v1_50/logits/weights", NULL};
+    check_fd("resnet_v1_50", 64, 2, 10, v1_vars, 1);
+    static const char *const v2_vars[] = {
+        "resnet_v2_50/block1/unit_1/bottleneck_v2/preact/gamma",
+        "resnet_v2_50/block2/unit_4/bottleneck_v2/conv2/weights",
+        "resnet_v2_50/block4/unit_3/bottleneck_v2/conv2/BatchNorm/gamma",
+        "resnet_v2_50/postnorm/beta", "resnet_v2_50/logits/biases", NULL};
+    check_fd("resnet_v2_50", 64, 2, 10, v2_vars, 1);
+    static const char *const v3_vars[] = {
+        "InceptionV3/Mixed_5b/Branch_3/Conv2d_0b_1x1/BatchNorm/beta",
+        "InceptionV3/Mixed_6e/Branch_2/Conv2d_0e_1x7/weights",
+        "InceptionV3/AuxLogits/Conv2d_2b_1x1/weights",
+        "InceptionV3/Mixed_7c/Branch_1/Conv2d_0c_3x1/BatchNorm/beta",
+        "InceptionV3/Logits/Conv2d_1c_1x1/biases", NULL};
+    check_fd("inception_v3", 107, 2, 10, v3_vars, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_counts_slim),
@@ -436,6 +572,8 @@ int main(void) {
         cmocka_unit_test(test_shapes_and_print),
         cmocka_unit_test(test_image_sizes_and_errors),
         cmocka_unit_test(test_grad_liveness),
+        cmocka_unit_test(test_exec_finite_differences),
+        cmocka_unit_test(test_exec_finite_differences_deep),
     };
     return cmocka_run_group_tests_name("models", tests, NULL, NULL);
 }

@@ -150,6 +150,27 @@ const float *net_logits(const net *n);     /* (N, num_classes) after net_forward
 const float *net_aux_logits(const net *n); /* inception_v3's AuxLogits, else NULL */
 
 /* ---------------------------------------------------------------------------------------------
+ * Execution (models/slim/net_exec.c). Call from outside any OpenMP parallel region, with the
+ * thread count the net was created under (kernel workspaces were sized for it).
+ * ------------------------------------------------------------------------------------------- */
+typedef enum net_mode {
+    NET_MODE_TRAIN, /* batch norm on batch statistics (moving statistics updated), dropout on */
+    NET_MODE_INFER, /* batch norm on moving statistics, dropout off (is_training=False) */
+    NET_MODE_COUNT
+} net_mode;
+
+/* Forward pass over net_input() and net_labels() (net_alloc first). Returns the total loss:
+ * softmax cross-entropy of the logits (mean over the batch, with the net's label smoothing) plus
+ * 0.4 x that of inception_v3's auxiliary logits; regularization is the trainer's. `seed` keys
+ * the dropout masks of this step (each layer derives its own). */
+float net_forward(net *n, net_mode mode, uint64_t seed);
+/* Backward pass after a NET_MODE_TRAIN forward: ADDS dL/dparam into net_grads() (the caller
+ * zeroes it once per step, so micro-batches accumulate). */
+void net_backward(net *n);
+/* Unweighted losses of the last forward: main (aux = 0) or auxiliary (aux = 1; 0 if none). */
+float net_loss(const net *n, int aux);
+
+/* ---------------------------------------------------------------------------------------------
  * Printing (for `launch --model_name=X --print_model[=dot]`).
  * ------------------------------------------------------------------------------------------- */
 /* One line per layer: slim scope, kind, output shape (H x W x C per image), parameters and

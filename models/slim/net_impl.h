@@ -188,6 +188,8 @@ void build_inception_v3(net *n);
 /* net.c: place every buffer (after building); free the graph's own allocations. */
 void net_plan(net *n);
 void net_free_graph(net *n);
+/* net_exec.c: size the kernel workspace (after net_plan). */
+void net_plan_workspace(net *n);
 
 /* Naive LRN (models/slim/lrn.c); scale: (M, C) saved for backward. dx overwritten. */
 void net_lrn_forward(float *y, float *scale, const float *x, const lrn_param *p);

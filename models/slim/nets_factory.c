@@ -108,6 +108,7 @@ int net_create(net **out, const char *name, const net_options *opt, sb_err *err)
     }
     SB_ASSERT(n->logits >= 0);
     net_plan(n);
+    net_plan_workspace(n);
     *out = n;
     return 0;
 }

@@ -422,9 +422,9 @@ static void test_l2_weight_decay(void **state) {
         big[i] = (float)((double)((i * 2654435761u) % 1000) / 1000.0 - 0.5);
         exact += (double)big[i] * big[i];
     }
-    param_desc bd[2] = {{"x/weights", 0, n / 3, 1, {(int)(n / 3)}, PARAM_FLAG_DECAY | PARAM_FLAG_TRAINABLE},
-                        {"y/weights", n / 3, n - n / 3, 1, {(int)(n - n / 3)},
-                         PARAM_FLAG_DECAY | PARAM_FLAG_TRAINABLE}};
+    unsigned fl = PARAM_FLAG_DECAY | PARAM_FLAG_TRAINABLE;
+    param_desc bd[2] = {{"x/weights", 0, n / 3, 1, {(int)(n / 3)}, fl},
+                        {"y/weights", n / 3, n - n / 3, 1, {(int)(n - n / 3)}, fl}};
     omp_set_num_threads(1);
     double l1 = opt_l2_loss(big, bd, 2, 4e-5f);
     opt_l2_grad_add(g1, big, bd, 2, 4e-5f);
@@ -444,7 +444,8 @@ static void test_bit_identical_across_threads(void **state) {
     param_desc d[3] = {
         {"a/weights", 0, 33333, 1, {33333}, PARAM_FLAG_TRAINABLE | PARAM_FLAG_DECAY},
         {"a/biases", 33333, 7, 1, {7}, PARAM_FLAG_TRAINABLE},
-        {"b/weights", 33340, n - 33340, 1, {(int)(n - 33340)}, PARAM_FLAG_TRAINABLE | PARAM_FLAG_DECAY},
+        {"b/weights", 33340, n - 33340, 1, {(int)(n - 33340)},
+         PARAM_FLAG_TRAINABLE | PARAM_FLAG_DECAY},
     };
     float *g = malloc(n * sizeof(float)), *w0 = malloc(n * sizeof(float));
     uint32_t x = 12345;
@@ -545,7 +546,8 @@ static void test_ema(void **state) {
     assert_true(sh[3] == -1.0f);
     p[0] = p[1] = p[2] = 1.0f;
     ema_apply(sh, p, d, 3, 0.5f, 100);
-    expect("ema decay 0.5", sh, (double[]){(0.2 / 11 + 1) / 2, (0.4 / 11 + 1) / 2, (0.8 / 11 + 1) / 2}, 3);
+    expect("ema decay 0.5", sh,
+           (double[]){(0.2 / 11 + 1) / 2, (0.4 / 11 + 1) / 2, (0.8 / 11 + 1) / 2}, 3);
 }
 
 int main(void) {

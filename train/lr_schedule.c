@@ -87,7 +87,8 @@ int lr_config_check(const lr_config *c, sb_err *err) {
         return sb_err_set(err, SB_E_RANGE, "--end_learning_rate=%g: must be finite",
                           (double)c->end_learning_rate);
     if (!isfinite(c->num_epochs_per_decay) || c->num_epochs_per_decay < 0.0)
-        return sb_err_set(err, SB_E_RANGE, "--num_epochs_per_decay=%g: must be a finite number >= 0",
+        return sb_err_set(err, SB_E_RANGE,
+                          "--num_epochs_per_decay=%g: must be a finite number >= 0",
                           c->num_epochs_per_decay);
     if (c->num_samples_per_epoch < 0)
         return sb_err_set(err, SB_E_RANGE, "dataset size %lld: must not be negative",

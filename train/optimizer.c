@@ -484,7 +484,8 @@ void opt_step(float *params, float *slots, size_t slot_stride, const float *grad
 static void check_descs(const param_desc *descs, size_t ndesc, size_t arena_count,
                         size_t slot_limit) {
     for (size_t k = 0; k < ndesc; k++) {
-        SB_ASSERTF(descs[k].offset <= arena_count && descs[k].count <= arena_count - descs[k].offset,
+        SB_ASSERTF(descs[k].offset <= arena_count &&
+                       descs[k].count <= arena_count - descs[k].offset,
                    "%s: [%zu, +%zu) outside the arena of %zu floats", descs[k].name,
                    descs[k].offset, descs[k].count, arena_count);
         SB_ASSERTF(!(descs[k].flags & PARAM_FLAG_TRAINABLE) ||
@@ -522,8 +523,8 @@ void opt_apply(float *params, float *slots, size_t slot_stride, const float *gra
                     weight_decay != 0.0f, &h};
     /* One region; each thread updates its share of the trainable floats. */
     #pragma omp parallel
-    param_share_for_each(descs, ndesc, PARAM_FLAG_TRAINABLE, omp_get_thread_num(), omp_get_num_threads(),
-               apply_chunk, &ac);
+    param_share_for_each(descs, ndesc, PARAM_FLAG_TRAINABLE, omp_get_thread_num(),
+                         omp_get_num_threads(), apply_chunk, &ac);
     opt_scalars_advance(scalars, c);
 }
 
@@ -573,6 +574,6 @@ void opt_l2_grad_add(float *grads, const float *params, const param_desc *descs,
                      float weight_decay) {
     l2_grad_ctx c = {grads, params, weight_decay};
     #pragma omp parallel
-    param_share_for_each(descs, ndesc, PARAM_FLAG_DECAY | PARAM_FLAG_TRAINABLE, omp_get_thread_num(),
-               omp_get_num_threads(), l2_grad_chunk, &c);
+    param_share_for_each(descs, ndesc, PARAM_FLAG_DECAY | PARAM_FLAG_TRAINABLE,
+                         omp_get_thread_num(), omp_get_num_threads(), l2_grad_chunk, &c);
 }

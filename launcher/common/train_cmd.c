@@ -2,8 +2,13 @@
  * parser (flags/) only knows each flag on its own. */
 #include "launcher/common/train_cmd.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "datasets/datasets.h"
+#include "models/slim/models.h"
+#include "train/train_loop.h"
 
 /* Warn once per INERT flag given explicitly: it is accepted for slim compatibility only. */
 static void warn_inert(const flags_table *t, const void *values) {
@@ -85,6 +90,11 @@ int train_cmd_check(const train_flags *tf, const sb_flags *sf, sb_err *err) {
         return sb_err_set(err, SB_E_USAGE,
                           "flags --hosts=%s and --hostfile=%s: give one or the other", sf->hosts,
                           sf->hostfile);
+    if (!tf->set.max_number_of_steps && sf->default_max_number_of_steps <= sf->num_warmup_steps)
+        return sb_err_set(err, SB_E_USAGE,
+                          "flag --default_max_number_of_steps=%d leaves no timed steps after "
+                          "--num_warmup_steps=%d; raise the first or lower the second",
+                          sf->default_max_number_of_steps, sf->num_warmup_steps);
     if (tf->set.max_number_of_steps && tf->max_number_of_steps <= sf->num_warmup_steps)
         return sb_err_set(err, SB_E_USAGE,
                           "flag --max_number_of_steps=%d leaves no timed steps after "
@@ -111,11 +121,148 @@ int train_cmd_check(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     return 0;
 }
 
+/* Training data per the flags: synthetic unless --dataset_dir names real data. */
+static bool use_synthetic(const train_flags *tf, const sb_flags *sf) {
+    return !tf->dataset_dir || !tf->dataset_dir[0] || sf->synthetic_data ||
+           strcmp(tf->dataset_name, "synthetic") == 0;
+}
+
+/* True when column `name` is one of the header's comma-separated names. */
+static bool in_header(const char *header, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = header; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == header || p[-1] == ',') && (p[len] == ',' || p[len] == 0)) return true;
+    return false;
+}
+
+/* The config columns of the results CSV from the flag tables (train.def, then ours.def): every
+ * CSV row except those DESIGN.md's columns already hold (model_name, batch_size, optimizer). */
+static void config_columns(const flags_table *t, const void *values, sb_csv_line *hdr,
+                           sb_csv_line *val) {
+    char v[4096];
+    for (size_t i = 0; i < t->count; i++) {
+        const flags_def *d = &t->defs[i];
+        if (!(d->traits & FLAGS_TRAIT_CSV) || in_header(results_run_header(), d->name)) continue;
+        flags_format_value(d, values, v, sizeof v);
+        sb_csv_add_str(hdr, d->name);
+        sb_csv_add_str(val, v);
+    }
+}
+
+static int append_results(const train_flags *tf, const sb_flags *sf, const train_report *rep,
+                          int threads, const char *data, sb_err *err) {
+    const char *slash = strrchr(sf->results_csv, '/');
+    if (slash && slash != sf->results_csv) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - sf->results_csv), sf->results_csv);
+        int rc = sb_mkdirs(dir, err);
+        if (rc) return rc;
+    }
+    sb_csv_line hdr, val;
+    sb_csv_line_init(&hdr);
+    sb_csv_line_init(&val);
+    config_columns(&flags_train_table, tf, &hdr, &val);
+    config_columns(&flags_sb_table, sf, &hdr, &val);
+    results_run_info info = {tf->model_name, tf->optimizer, data, tf->batch_size, 1, threads};
+    int rc = results_append_run(sf->results_csv, &info, rep, sb_csv_line_str(&hdr),
+                                sb_csv_line_str(&val), err);
+    sb_csv_line_fini(&hdr);
+    sb_csv_line_fini(&val);
+    return rc;
+}
+
 int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
-    (void)tf;
-    (void)sf;
-    (void)err;
-    printf("launch: training is not built yet in this revision; the flags above were parsed and "
-           "checked, nothing was trained and no results row was written.\n");
+    if (sf->dry_run) {
+        printf("launch: --dry_run: flags parsed and checked; nothing trained, no results row.\n");
+        return 0;
+    }
+    if (tf->worker_replicas > 1)
+        return sb_err_set(err, SB_E_UNSUPPORTED,
+                          "flag --worker_replicas=%d: MPI replicas are not built in this "
+                          "revision; run one replica",
+                          tf->worker_replicas);
+    const bool synthetic = use_synthetic(tf, sf);
+    if (!synthetic)
+        return sb_err_set(err, SB_E_UNSUPPORTED,
+                          "flag --dataset_dir=%s: the input pipeline for real data is not built "
+                          "in this revision; leave --dataset_dir empty (or pass "
+                          "--synthetic_data) to train on synthetic ImageNet-shaped data",
+                          tf->dataset_dir);
+    const dsf_dataset *ds = dsf_find(synthetic ? "imagenet" : tf->dataset_name);
+    SB_ASSERTF(ds, "dataset %s", tf->dataset_name);
+    const dsf_split *split = dsf_find_split(ds, synthetic ? "train" : tf->dataset_split_name);
+    if (!split)
+        return sb_err_set(err, SB_E_USAGE, "flag --dataset_split_name=%s: %s has no such split",
+                          tf->dataset_split_name, ds->name);
+    const int num_classes = ds->num_classes - tf->labels_offset;
+    if (num_classes < 1)
+        return sb_err_set(err, SB_E_USAGE,
+                          "flag --labels_offset=%d leaves no classes of %s's %d", tf->labels_offset,
+                          ds->name, ds->num_classes);
+
+    int threads = sf->threads_per_replica > 0 ? sf->threads_per_replica : omp_get_num_procs();
+    omp_set_num_threads(threads);
+
+    train_config c = {0};
+    c.model_name = tf->model_name;
+    c.batch_size = tf->batch_size;
+    c.image_size = tf->set.train_image_size ? tf->train_image_size : 0;
+    c.num_classes = num_classes;
+    c.label_smoothing = (float)tf->label_smoothing;
+    c.weight_decay = (float)tf->weight_decay;
+    int rc = train_cmd_opt_config(tf, &c.opt, err);
+    if (rc == 0) rc = train_cmd_lr_config(tf, (int64_t)split->size, &c.lr, err);
+    if (rc == 0) rc = as_usage(lr_config_check(&c.lr, err), err);
+    if (rc) return rc;
+    c.trainable_scopes = tf->trainable_scopes;
+    c.train_dir = tf->set.train_dir ? tf->train_dir : NULL;
+    c.checkpoint_path = tf->checkpoint_path;
+    c.checkpoint_exclude_scopes = tf->checkpoint_exclude_scopes;
+    c.ignore_missing_vars = tf->ignore_missing_vars;
+    c.use_ema = tf->set.moving_average_decay && tf->moving_average_decay != 0;
+    c.moving_average_decay = (float)tf->moving_average_decay;
+    c.max_steps = tf->set.max_number_of_steps ? tf->max_number_of_steps
+                                              : sf->default_max_number_of_steps;
+    c.warmup_steps = sf->num_warmup_steps;
+    c.log_every_n_steps = tf->log_every_n_steps;
+    c.save_interval_secs = tf->save_interval_secs;
+    c.save_summaries_secs = tf->save_summaries_secs;
+    c.max_to_keep = 5; /* tf.train.Saver's default */
+    c.seed = (uint64_t)sf->seed;
+    c.step_csv = sf->step_csv;
+
+    /* The batch shape is the net's: build it once to learn the image size and channels. */
+    net *probe = NULL;
+    net_options no = {.num_classes = num_classes, .image_size = c.image_size, .batch_size = 1};
+    rc = net_create(&probe, tf->model_name, &no, err);
+    if (rc) return rc;
+    const int H = net_image_size(probe), C = net_image_channels(probe);
+    if (sf->print_model[0]) {
+        if (strcmp(sf->print_model, "dot") == 0) net_write_dot(stdout, probe);
+        else net_print(stdout, probe);
+        fflush(stdout);
+    }
+    net_destroy(probe);
+    data_source src;
+    synthetic_source_create(&src, tf->batch_size, H, H, C, num_classes, c.seed);
+    sb_info("training %s on synthetic data: batch %d, %dx%dx%d images, %d classes, %d threads, "
+            "up to global step %lld",
+            tf->model_name, tf->batch_size, H, H, C, num_classes, threads,
+            (long long)c.max_steps);
+
+    train_report rep;
+    rc = train_run(&c, &src, &rep, err);
+    data_source_destroy(&src);
+    if (rc) return rc;
+    rc = append_results(tf, sf, &rep, threads, "synthetic", err);
+    if (rc) return rc;
+    printf("----------------------------------------------------------------\n");
+    printf("total images/sec: %.2f\n", rep.images_per_sec);
+    printf("----------------------------------------------------------------\n");
+    printf("model %s, batch %d, %d timed steps (%d warm-up excluded), median step %.1f ms, "
+           "%.3f GFLOP/image, final loss %.4f, peak RSS %.0f MiB; row appended to %s\n",
+           tf->model_name, tf->batch_size, rep.timed_steps, rep.warmup_steps, rep.step_ms_median,
+           rep.gflop_per_image, rep.final_loss, rep.peak_rss_mb, sf->results_csv);
+    fflush(stdout);
     return 0;
 }

@@ -1,0 +1,187 @@
+/* launcher/common/eval_cmd.c — see eval_cmd.h. slim's eval_image_classifier.py: restore the
+ * model variables (or their moving averages), run the split in inference mode, streaming top-1
+ * accuracy and recall@5. */
+#include "launcher/common/eval_cmd.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datasets/datasets.h"
+#include "models/slim/models.h"
+#include "train/train_loop.h"
+
+/* Load every variable of n from ck: its own name, or "<name>/ExponentialMovingAverage". */
+static int load_vars(net *n, const ckpt *ck, bool ema, sb_err *err) {
+    char name[1024];
+    for (int i = 0; i < net_num_vars(n); i++) {
+        const net_var *v = net_var_at(n, i);
+        if (ema) snprintf(name, sizeof name, "%s/%s", v->name, EMA_SUFFIX);
+        else snprintf(name, sizeof name, "%s", v->name);
+        int rc = ckpt_read_float(ck, name, v->ndim, v->shape, net_params(n) + v->offset, err);
+        if (rc == SB_E_NOTFOUND && ema)
+            return sb_err_set(err, SB_E_NOTFOUND,
+                              "checkpoint %s: no moving average %s (was it trained with "
+                              "--moving_average_decay?)",
+                              ckpt_path(ck), name);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Top-1 hits and top-5 recalls of one batch. logits: (N, K); labels: (N). */
+static void score(const float *logits, const int32_t *labels, int N, int K, long long *top1,
+                  long long *top5) {
+    for (int i = 0; i < N; i++) {
+        const float *z = logits + (size_t)i * K;
+        int arg = 0, greater = 0;
+        for (int k = 1; k < K; k++)
+            if (z[k] > z[arg]) arg = k;
+        for (int k = 0; k < K; k++) greater += z[k] > z[labels[i]];
+        *top1 += arg == labels[i];
+        *top5 += greater < 5; /* tf.nn.in_top_k: ties with the target count as in */
+    }
+}
+
+static bool in_header(const char *header, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = header; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == header || p[-1] == ',') && (p[len] == ',' || p[len] == 0)) return true;
+    return false;
+}
+
+static const char eval_header[] =
+    "timestamp,git_sha,build,cpu_model,threads,model_name,checkpoint,global_step,data,"
+    "batch_size,num_batches,num_examples,accuracy,recall_5,images_per_sec,moving_average";
+
+static int append_row(const char *path, const eval_flags *ef, const sb_flags *sf,
+                      const eval_result *r, int threads, bool ema, sb_err *err) {
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        int rc = sb_mkdirs(dir, err);
+        if (rc) return rc;
+    }
+    char ts[32], cpu[256], v[4096];
+    sb_utc_timestamp(ts, sizeof ts);
+    sb_cpu_model(cpu, sizeof cpu);
+    sb_csv_line h, l;
+    sb_csv_line_init(&h);
+    sb_csv_line_init(&l);
+    sb_csv_add_str(&l, ts);
+    sb_csv_add_str(&l, sb_build_git_sha());
+    sb_csv_add_str(&l, sb_build_variant());
+    sb_csv_add_str(&l, cpu);
+    sb_csv_add_int(&l, threads);
+    sb_csv_add_str(&l, ef->model_name);
+    sb_csv_add_str(&l, r->checkpoint);
+    sb_csv_add_int(&l, r->global_step);
+    sb_csv_add_str(&l, "synthetic");
+    sb_csv_add_int(&l, ef->batch_size);
+    sb_csv_add_int(&l, r->num_batches);
+    sb_csv_add_int(&l, r->num_examples);
+    sb_csv_add_double(&l, r->accuracy, 6);
+    sb_csv_add_double(&l, r->recall_5, 6);
+    sb_csv_add_double(&l, r->images_per_sec, 3);
+    sb_csv_add_str(&l, ema ? "true" : "false");
+    const flags_table *tables[] = {&flags_eval_table, &flags_sb_table};
+    const void *values[] = {ef, sf};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < tables[t]->count; i++) {
+            const flags_def *d = &tables[t]->defs[i];
+            if (!(d->traits & FLAGS_TRAIT_CSV) || in_header(eval_header, d->name)) continue;
+            flags_format_value(d, values[t], v, sizeof v);
+            sb_csv_add_str(&h, d->name);
+            sb_csv_add_str(&l, v);
+        }
+    size_t hl = sizeof eval_header + h.len + 2;
+    char *header = sb_xmalloc(hl);
+    snprintf(header, hl, "%s,%s", eval_header, sb_csv_line_str(&h));
+    int rc = sb_csv_append(path, header, sb_csv_line_str(&l), err);
+    free(header);
+    sb_csv_line_fini(&h);
+    sb_csv_line_fini(&l);
+    return rc;
+}
+
+int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_err *err) {
+    eval_result r;
+    memset(&r, 0, sizeof r);
+    const bool synthetic = !ef->dataset_dir || !ef->dataset_dir[0] || sf->synthetic_data ||
+                           strcmp(ef->dataset_name, "synthetic") == 0;
+    if (!synthetic)
+        return sb_err_set(err, SB_E_UNSUPPORTED,
+                          "flag --dataset_dir=%s: the input pipeline for real data is not built "
+                          "in this revision; leave --dataset_dir empty (or pass "
+                          "--synthetic_data) to evaluate on synthetic ImageNet-shaped data",
+                          ef->dataset_dir);
+    const dsf_dataset *ds = dsf_find("imagenet");
+    const dsf_split *split = dsf_find_split(ds, "validation");
+    SB_ASSERT(ds && split);
+    const int num_classes = ds->num_classes - ef->labels_offset;
+    if (num_classes < 1)
+        return sb_err_set(err, SB_E_USAGE, "flag --labels_offset=%d leaves no classes of %s's %d",
+                          ef->labels_offset, ds->name, ds->num_classes);
+    const bool ema = ef->set.moving_average_decay && ef->moving_average_decay != 0;
+    int rc = ckpt_resolve(ef->checkpoint_path, r.checkpoint, sizeof r.checkpoint, err);
+    if (rc) return rc;
+
+    int threads = sf->threads_per_replica > 0 ? sf->threads_per_replica : omp_get_num_procs();
+    omp_set_num_threads(threads);
+    net *n = NULL;
+    ckpt *ck = NULL;
+    data_source src = {0};
+    net_options no = {.num_classes = num_classes,
+                      .image_size = ef->set.eval_image_size ? ef->eval_image_size : 0,
+                      .batch_size = ef->batch_size};
+    rc = net_create(&n, ef->model_name, &no, err);
+    if (rc) goto done;
+    net_alloc(n);
+    rc = ckpt_open(&ck, r.checkpoint, err);
+    if (rc) goto done;
+    rc = load_vars(n, ck, ema, err);
+    if (rc) goto done;
+    const ckpt_tensor *gs = ckpt_find(ck, "global_step");
+    if (gs && gs->dtype == CKPT_DTYPE_INT64 && gs->count == 1) {
+        int64_t g;
+        memcpy(&g, gs->data, sizeof g);
+        r.global_step = g;
+    }
+    ckpt_close(ck);
+    ck = NULL;
+
+    const int N = ef->batch_size, H = net_image_size(n), C = net_image_channels(n);
+    r.num_batches = ef->set.max_num_batches ? ef->max_num_batches
+                                            : (int)((split->size + (uint64_t)N - 1) / (uint64_t)N);
+    synthetic_source_create(&src, N, H, H, C, num_classes, (uint64_t)sf->seed);
+    sb_info("evaluating %s (global step %lld%s) on synthetic data: %d batches of %d",
+            r.checkpoint, r.global_step, ema ? ", moving averages" : "", r.num_batches, N);
+    long long top1 = 0, top5 = 0;
+    double t0 = sb_now();
+    for (int b = 0; b < r.num_batches; b++) {
+        double wait_ms;
+        rc = src.next(src.ctx, net_input(n), net_labels(n), &wait_ms, err);
+        if (rc) goto done;
+        net_forward(n, NET_MODE_INFER, 0);
+        score(net_logits(n), net_labels(n), N, num_classes, &top1, &top5);
+        r.num_examples += N;
+    }
+    double secs = sb_now() - t0;
+    r.accuracy = r.num_examples ? (double)top1 / (double)r.num_examples : 0;
+    r.recall_5 = r.num_examples ? (double)top5 / (double)r.num_examples : 0;
+    r.images_per_sec = secs > 0 ? (double)r.num_examples / secs : 0;
+    printf("eval/Accuracy[%g]\n", r.accuracy);
+    printf("eval/Recall_5[%g]\n", r.recall_5);
+    fflush(stdout);
+    const char *csv = sf->set.results_csv ? sf->results_csv : "results/evals.csv";
+    rc = append_row(csv, ef, sf, &r, threads, ema, err);
+    if (rc == 0) printf("%lld examples, %.1f images/sec; row appended to %s\n", r.num_examples,
+                        r.images_per_sec, csv);
+    if (res) *res = r;
+done:
+    data_source_destroy(&src);
+    ckpt_close(ck);
+    net_destroy(n);
+    return rc;
+}

@@ -221,7 +221,8 @@ static void test_build_arg_takes_the_image_variants(void **state) {
     const char *def = strstr(global->args, "BUILD=") + strlen("BUILD=");
     char dflt[64];
     sscanf(def, "%63s", dflt);
-    if (!words_has(&want, dflt)) fail_msg("%s: ARG BUILD default \"%s\" is no variant", DOCKERFILE, dflt);
+    if (!words_has(&want, dflt))
+        fail_msg("%s: ARG BUILD default \"%s\" is no variant", DOCKERFILE, dflt);
     for (int s = 0; s < df.nstages; s++)
         if (!df_find(&df, s, "ARG", "BUILD", 0))
             fail_msg("%s: stage %s does not declare ARG BUILD", DOCKERFILE, df.stage_name[s]);
@@ -257,8 +258,8 @@ static void test_runtime_copies_exactly_the_commands(void **state) {
     const df_instr *wd = df_find(&df, df_stage(&df, "build"), "WORKDIR", NULL, 0);
     if (!wd) fail_msg("%s: the build stage has no WORKDIR", DOCKERFILE);
     char src[256], dest[256];
-    snprintf(src, sizeof src, "--from=build %.*s/build/${BUILD}/bin/ ",
-             (int)strcspn(wd->args, " "), wd->args);
+    snprintf(src, sizeof src, "--from=build %.*s/build/${BUILD}/bin/ ", (int)strcspn(wd->args, " "),
+             wd->args);
     /* The whole bin folder (trailing slash: its contents) into one folder on PATH. */
     const df_instr *cp = df_find(&df, rt, "COPY", src, 0);
     if (!cp) fail_msg("%s: the last stage has no COPY %s<dir>", DOCKERFILE, src);
@@ -267,7 +268,8 @@ static void test_runtime_copies_exactly_the_commands(void **state) {
     /* nothing else lands there */
     for (int i = 0; i < df.n; i++) {
         const df_instr *in = &df.ins[i];
-        if (in->stage == rt && !strcmp(in->kw, "COPY") && in != cp && strstr(in->args, " /usr/local/bin"))
+        if (in->stage == rt && !strcmp(in->kw, "COPY") && in != cp &&
+            strstr(in->args, " /usr/local/bin"))
             fail_msg("%s: %s also copies into /usr/local/bin", DOCKERFILE, in->args);
     }
     df_free(&df);
@@ -313,13 +315,12 @@ static void test_runtime_installs_what_the_commands_link(void **state) {
 
     /* Each directly needed library of each command, and the package that ships it. */
     char *out;
-    int rc = tu_run(&out,
-                    "for b in {bin}/*; do [ -x \"$b\" ] || continue; "
-                    "for l in $(objdump -p \"$b\" | awk '/NEEDED/ {print $2}'); do "
-                    "p=$(ldd \"$b\" | awk -v l=\"$l\" '$1 == l {print $3}'); "
-                    "k=$( (dpkg -S \"$p\" || dpkg -S \"$(readlink -f \"$p\")\") 2>/dev/null "
-                    "| head -n1 | cut -d: -f1); "
-                    "echo \"$(basename \"$b\") $l ${k:-unknown}\"; done; done");
+    int rc = tu_run(&out, "for b in {bin}/*; do [ -x \"$b\" ] || continue; "
+                          "for l in $(objdump -p \"$b\" | awk '/NEEDED/ {print $2}'); do "
+                          "p=$(ldd \"$b\" | awk -v l=\"$l\" '$1 == l {print $3}'); "
+                          "k=$( (dpkg -S \"$p\" || dpkg -S \"$(readlink -f \"$p\")\") 2>/dev/null "
+                          "| head -n1 | cut -d: -f1); "
+                          "echo \"$(basename \"$b\") $l ${k:-unknown}\"; done; done");
     assert_int_equal(rc, 0);
     words_split(&lines, out, "\n");
     free(out);
@@ -329,8 +330,10 @@ static void test_runtime_installs_what_the_commands_link(void **state) {
         if (sscanf(lines.w[i], "%127s %127s %127s", cmd, lib, pkg) != 3) continue;
         checked++;
         if (!words_has(&pk, pkg)) {
-            fprintf(stderr, "%s needs %s from Debian package %s, which the runtime stage of %s "
-                            "does not install\n", cmd, lib, pkg, DOCKERFILE);
+            fprintf(stderr,
+                    "%s needs %s from Debian package %s, which the runtime stage of %s "
+                    "does not install\n",
+                    cmd, lib, pkg, DOCKERFILE);
             bad++;
         }
     }
@@ -369,8 +372,9 @@ static void test_entrypoint_passes_shellcheck(void **state) {
 static void test_entrypoint_dry_run(void **state) {
     (void)state;
     char *out, want[128];
-    assert_int_equal(tu_run(&out, EP "LOCAL_USER_ID=12345 LOCAL_GROUP_ID=23456 "
-                                     "SB_ENTRYPOINT_DRY_RUN=1 " ENTRYPOINT " launch --batch_size=32"),
+    assert_int_equal(tu_run(&out,
+                            EP "LOCAL_USER_ID=12345 LOCAL_GROUP_ID=23456 "
+                               "SB_ENTRYPOINT_DRY_RUN=1 " ENTRYPOINT " launch --batch_size=32"),
                      0);
     if (geteuid() == 0)
         snprintf(want, sizeof want, "uid=12345 gid=23456 exec: launch --batch_size=32\n");
@@ -406,8 +410,10 @@ static void test_entrypoint_maps_uid(void **state) {
     tu_make_tmpdir(dir, sizeof dir);
     assert_int_equal(chmod(dir, 01777), 0);
     snprintf(path, sizeof path, "%s/result.csv", dir);
-    assert_int_equal(tu_run(&out, EP "LOCAL_USER_ID=12345 LOCAL_GROUP_ID=23456 " ENTRYPOINT
-                                     " sh -c 'echo x > %s'", path),
+    assert_int_equal(tu_run(&out,
+                            EP "LOCAL_USER_ID=12345 LOCAL_GROUP_ID=23456 " ENTRYPOINT
+                               " sh -c 'echo x > %s'",
+                            path),
                      0);
     free(out);
     struct stat st;

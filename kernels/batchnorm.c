@@ -3,12 +3,19 @@
  * biased batch variance for normalizing, unbiased for the moving variance, moving averages with
  * `decay`.
  *
- * The per-channel sums are reductions over M rows. They are computed for BN_CB channels at a
- * time: the rows are cut into BN_RB fixed blocks (whatever the thread count), each block sums its
- * rows in double into a stack buffer, and the blocks are combined in block order. So the results
- * are the same for any thread count, nothing is allocated, and there are no float atomics. The
- * variance uses a second pass over the data shifted by the mean (with the first-order correction
- * for the rounding of the mean), so large means do not cancel the variance away. */
+ * Every pass streams whole rows (up to BN_W channels at a time, so C <= BN_W is one contiguous
+ * sweep; runs of a few hundred bytes strided by the row length measured 2-3x slower). The
+ * per-channel sums are reductions over M rows: each thread sums its contiguous share of rows in
+ * double into its own stack buffer, and the shares are added to the shared totals inside an
+ * `omp ordered` section, in thread order. So results are deterministic for a given thread count
+ * (the grouping of the double sums changes with it, at the 1e-16 level), nothing is allocated,
+ * there are no float atomics, and a reduction costs one hand-over per thread. (Fixed row blocks
+ * handed over in block order would make results independent of the thread count too, but cost
+ * one hand-over per block, which measured several times slower on a busy machine.) Forward
+ * training reads x twice (sums, then normalize): the sums are taken around a per-channel shift
+ * k = x[0, c] (s1 = sum(x - k), s2 = sum((x - k)^2), var = s2/M - (s1/M)^2), which keeps the
+ * variance exact to double rounding for any realistic first row, so large means do not cancel
+ * the variance away. The backward reads x and dy twice (sums, then dx). */
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -16,21 +23,14 @@
 
 #include "core/sb.h"
 
-#define BN_RB 64 /* row blocks of a reduction */
-#define BN_CB 64 /* channels per chunk: partials are 2 * BN_RB * BN_CB doubles (64 KiB) */
+#define BN_W 1024  /* channels per sweep; per-thread accumulators are 2 * BN_W doubles (16 KiB) */
 #define BN_PAR_MIN 16384
 
-/* Shared scratch of one op call, on the calling thread's stack. */
-typedef struct bn_scratch {
-    double s1[BN_RB][BN_CB];
-    double s2[BN_RB][BN_CB];
-    float k1[BN_CB], k2[BN_CB], k3[BN_CB]; /* per-channel coefficients of the current chunk */
-} bn_scratch;
-
-static inline void bn_block_rows(size_t M, int blk, size_t *r0, size_t *r1) {
-    *r0 = M * (size_t)blk / BN_RB;
-    *r1 = M * (size_t)(blk + 1) / BN_RB;
-}
+/* Shared state of one op call, on the calling thread's stack (28 KiB). */
+typedef struct bn_shared {
+    double t1[BN_W], t2[BN_W];       /* reduction totals */
+    float k1[BN_W], k2[BN_W], k3[BN_W]; /* per-channel coefficients of the current sweep */
+} bn_shared;
 
 /* This thread's [lo, hi) of M rows for the elementwise passes. */
 static void bn_range(size_t M, size_t *lo, size_t *hi) {
@@ -40,55 +40,47 @@ static void bn_range(size_t M, size_t *lo, size_t *hi) {
     *hi = SB_MIN(*lo + per, M);
 }
 
-/* Inside the parallel region, for channels [c0, c0 + cb) and each row block blk, with
- * d = a - shift (shift NULL: 0):
- *   b == NULL, !want_sq:  s1 = sum a
- *   b == NULL,  want_sq:  s1 = sum d,   s2 = sum d^2        (variance pass)
- *   b != NULL:            s1 = sum b,   s2 = sum b * d      (backward: b = dy, a = x)
- * Ends with the implicit barrier of the omp for. */
-static void bn_block_sums(bn_scratch *S, const float *a, const float *b, const float *shift,
-                          size_t M, int C, int c0, int cb, int want_sq) {
+/* Inside the parallel region, for channels [c0, c0 + w), with d = a - shift:
+ *   b == NULL:  t1 = sum d,   t2 = sum d^2       (forward: a = x, shift = x's first row)
+ *   b != NULL:  t1 = sum b,   t2 = sum b * d     (backward: a = x, b = dy, shift = mean)
+ * Each thread sums its contiguous share of rows; the shares are added in thread order. Ends
+ * with a barrier. */
+static void bn_sums(bn_shared *S, const float *a, const float *b, const float *shift, size_t M,
+                    int C, int c0, int w) {
 #pragma omp for schedule(static)
-    for (int blk = 0; blk < BN_RB; blk++) {
-        size_t r0, r1;
-        bn_block_rows(M, blk, &r0, &r1);
-        double acc1[BN_CB], acc2[BN_CB];
-        float sh[BN_CB];
-        for (int j = 0; j < cb; j++) {
+    for (int j = 0; j < w; j++) S->t1[j] = S->t2[j] = 0.0;
+    const int nth = omp_get_num_threads();
+#pragma omp for ordered schedule(static, 1)
+    for (int t = 0; t < nth; t++) {
+        const size_t r0 = M * (size_t)t / (size_t)nth, r1 = M * (size_t)(t + 1) / (size_t)nth;
+        double acc1[BN_W], acc2[BN_W];
+        float sh[BN_W];
+        for (int j = 0; j < w; j++) {
             acc1[j] = acc2[j] = 0.0;
-            sh[j] = shift ? shift[c0 + j] : 0.0f;
+            sh[j] = shift[c0 + j];
         }
         for (size_t r = r0; r < r1; r++) {
             const float *ar = a + r * (size_t)C + c0;
             if (b) {
-                /* backward: acc1 = sum b (= dy), acc2 = sum b * (a - shift) */
                 const float *br = b + r * (size_t)C + c0;
-                for (int j = 0; j < cb; j++) {
+                for (int j = 0; j < w; j++) {
                     acc1[j] += br[j];
                     acc2[j] += (double)br[j] * (ar[j] - sh[j]);
                 }
-            } else if (want_sq) {
-                for (int j = 0; j < cb; j++) {
+            } else {
+                for (int j = 0; j < w; j++) {
                     const double d = ar[j] - sh[j];
                     acc1[j] += d;
                     acc2[j] += d * d;
                 }
-            } else {
-                for (int j = 0; j < cb; j++) acc1[j] += ar[j];
             }
         }
-        for (int j = 0; j < cb; j++) {
-            S->s1[blk][j] = acc1[j];
-            S->s2[blk][j] = acc2[j];
+#pragma omp ordered
+        for (int j = 0; j < w; j++) {
+            S->t1[j] += acc1[j];
+            S->t2[j] += acc2[j];
         }
     }
-}
-
-/* Combine the blocks of s (in block order) for channel j. */
-static inline double bn_total(double s[BN_RB][BN_CB], int j) {
-    double t = 0.0;
-    for (int blk = 0; blk < BN_RB; blk++) t += s[blk][j];
-    return t;
 }
 
 /* y, x: (M, C), y may alias x. mean, rstd: (C) out. moving_mean, moving_var: (C) in/out or NULL.
@@ -98,24 +90,20 @@ void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, fl
     const size_t M = (size_t)p->M;
     const int C = p->C;
     SB_ASSERT(M > 0 && C > 0);
-    bn_scratch S;
+    bn_shared S;
 #pragma omp parallel if (M * C >= BN_PAR_MIN)
     {
-        for (int c0 = 0; c0 < C; c0 += BN_CB) {
-            const int cb = SB_MIN(BN_CB, C - c0);
-            /* pass 1: mean */
-            bn_block_sums(&S, x, NULL, NULL, M, C, c0, cb, 0);
+        for (int c0 = 0; c0 < C; c0 += BN_W) {
+            const int w = SB_MIN(BN_W, C - c0);
+            /* pass 1: sums around the first row (read before pass 2 may overwrite it in place) */
+            bn_sums(&S, x, NULL, x, M, C, c0, w);
 #pragma omp for schedule(static)
-            for (int j = 0; j < cb; j++) mean[c0 + j] = (float)(bn_total(S.s1, j) / (double)M);
-            /* pass 2: variance around the (rounded) mean, corrected by the mean of the shift */
-            bn_block_sums(&S, x, NULL, mean, M, C, c0, cb, 1);
-#pragma omp for schedule(static)
-            for (int j = 0; j < cb; j++) {
+            for (int j = 0; j < w; j++) {
                 const int c = c0 + j;
-                const double d = bn_total(S.s1, j) / (double)M;
-                double var = bn_total(S.s2, j) / (double)M - d * d;
+                const double d = S.t1[j] / (double)M;
+                double var = S.t2[j] / (double)M - d * d;
                 if (var < 0.0) var = 0.0;
-                const double mu = (double)mean[c] + d;
+                const double mu = (double)x[c] + d;
                 const double rs = 1.0 / sqrt(var + (double)p->eps);
                 mean[c] = (float)mu;
                 rstd[c] = (float)rs;
@@ -127,17 +115,18 @@ void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, fl
                     moving_var[c] = (float)(p->decay * (double)moving_var[c] +
                                             (1.0 - p->decay) * unbiased);
                 }
-                const float g = gamma ? gamma[c] : 1.0f;
-                S.k1[j] = g * (float)rs;                               /* scale */
-                S.k2[j] = (beta ? beta[c] : 0.0f) - (float)mu * S.k1[j]; /* shift */
+                /* y = (x - mean) * scale + beta: subtracting first keeps large means exact */
+                S.k1[j] = (gamma ? gamma[c] : 1.0f) * (float)rs;
+                S.k2[j] = (float)mu;
+                S.k3[j] = beta ? beta[c] : 0.0f;
             }
-            /* pass 3: normalize this chunk's channels */
+            /* pass 2: normalize */
             size_t lo, hi;
             bn_range(M, &lo, &hi);
             for (size_t r = lo; r < hi; r++) {
                 const float *xr = x + r * (size_t)C + c0;
                 float *yr = y + r * (size_t)C + c0;
-                for (int j = 0; j < cb; j++) yr[j] = xr[j] * S.k1[j] + S.k2[j];
+                for (int j = 0; j < w; j++) yr[j] = (xr[j] - S.k2[j]) * S.k1[j] + S.k3[j];
             }
 #pragma omp barrier
         }
@@ -149,24 +138,27 @@ void bn_forward_infer(float *y, const float *x, const float *gamma, const float 
                       const float *moving_mean, const float *moving_var, const bn_param *p) {
     const size_t M = (size_t)p->M;
     const int C = p->C;
+    bn_shared S;
 #pragma omp parallel if (M * C >= BN_PAR_MIN)
     {
         size_t lo, hi;
         bn_range(M, &lo, &hi);
-        for (int c0 = 0; c0 < C; c0 += BN_CB) {
-            const int cb = SB_MIN(BN_CB, C - c0);
-            float k1[BN_CB], k2[BN_CB];
-            for (int j = 0; j < cb; j++) {
+        for (int c0 = 0; c0 < C; c0 += BN_W) {
+            const int w = SB_MIN(BN_W, C - c0);
+#pragma omp for schedule(static)
+            for (int j = 0; j < w; j++) {
                 const int c = c0 + j;
                 const double rs = 1.0 / sqrt((double)moving_var[c] + (double)p->eps);
-                k1[j] = (float)((gamma ? gamma[c] : 1.0f) * rs);
-                k2[j] = (float)((beta ? beta[c] : 0.0f) - (double)moving_mean[c] * k1[j]);
+                S.k1[j] = (float)((gamma ? gamma[c] : 1.0f) * rs);
+                S.k2[j] = moving_mean[c];
+                S.k3[j] = beta ? beta[c] : 0.0f;
             }
             for (size_t r = lo; r < hi; r++) {
                 const float *xr = x + r * (size_t)C + c0;
                 float *yr = y + r * (size_t)C + c0;
-                for (int j = 0; j < cb; j++) yr[j] = xr[j] * k1[j] + k2[j];
+                for (int j = 0; j < w; j++) yr[j] = (xr[j] - S.k2[j]) * S.k1[j] + S.k3[j];
             }
+#pragma omp barrier
         }
     }
 }
@@ -179,34 +171,33 @@ void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const 
                  const float *mean, const float *rstd, const float *gamma, const bn_param *p) {
     const size_t M = (size_t)p->M;
     const int C = p->C;
-    bn_scratch S;
+    bn_shared S;
+    float mu[BN_W];
 #pragma omp parallel if (M * C >= BN_PAR_MIN)
     {
-        for (int c0 = 0; c0 < C; c0 += BN_CB) {
-            const int cb = SB_MIN(BN_CB, C - c0);
-            bn_block_sums(&S, x, dy, mean, M, C, c0, cb, 0);
+        for (int c0 = 0; c0 < C; c0 += BN_W) {
+            const int w = SB_MIN(BN_W, C - c0);
+            bn_sums(&S, x, dy, mean, M, C, c0, w);
 #pragma omp for schedule(static)
-            for (int j = 0; j < cb; j++) {
+            for (int j = 0; j < w; j++) {
                 const int c = c0 + j;
-                const double sdy = bn_total(S.s1, j);
+                const double sdy = S.t1[j];
                 const double rs = rstd[c];
-                const double sdyxhat = bn_total(S.s2, j) * rs;
+                const double sdyxhat = S.t2[j] * rs;
                 if (dbeta) dbeta[c] += (float)sdy;
                 if (dgamma) dgamma[c] += (float)sdyxhat;
-                const double k = (gamma ? gamma[c] : 1.0f) * rs;
-                S.k1[j] = (float)k;                                  /* gamma * rstd */
-                S.k2[j] = (float)(sdy / (double)M);                  /* mean of dy */
-                S.k3[j] = (float)(sdyxhat * rs / (double)M);         /* per unit of (x-mean) */
+                S.k1[j] = (float)((gamma ? gamma[c] : 1.0f) * rs); /* gamma * rstd */
+                S.k2[j] = (float)(sdy / (double)M);                /* mean of dy */
+                S.k3[j] = (float)(sdyxhat * rs / (double)M);       /* per unit of (x - mean) */
+                mu[j] = mean[c];
             }
             size_t lo, hi;
             bn_range(M, &lo, &hi);
-            float mu[BN_CB];
-            for (int j = 0; j < cb; j++) mu[j] = mean[c0 + j];
             for (size_t r = lo; r < hi; r++) {
                 const float *xr = x + r * (size_t)C + c0;
                 const float *dyr = dy + r * (size_t)C + c0;
                 float *dxr = dx + r * (size_t)C + c0;
-                for (int j = 0; j < cb; j++)
+                for (int j = 0; j < w; j++)
                     dxr[j] = S.k1[j] * (dyr[j] - S.k2[j] - (xr[j] - mu[j]) * S.k3[j]);
             }
 #pragma omp barrier

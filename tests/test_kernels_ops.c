@@ -141,6 +141,41 @@ static void test_bn_tail_offset_mean(void **state) {
     run_bn_case("bn_tail");
 }
 
+/* A mean 300 times the standard deviation (and an outlying first row, the sums' shift) against
+ * a two-pass double reference computed here: the variance must not cancel away. */
+static void test_bn_large_mean(void **state) {
+    (void)state;
+    const int M = 1000, C = 19;
+    const bn_param p = {.M = M, .C = C, .eps = 1e-5f, .decay = 0.9f};
+    const size_t n = (size_t)M * C;
+    float *x = fbuf(n), *y = fbuf(n), *want = fbuf(n), *mean = fbuf(C), *rstd = fbuf(C);
+    float *wmean = fbuf(C), *wrstd = fbuf(C);
+    fill_uniform(x, n, 17);
+    for (size_t i = 0; i < n; i++) x[i] = 300.0f + x[i];
+    for (int c = 0; c < C; c++) x[c] = 320.0f; /* first row 35 sigma out */
+    for (int c = 0; c < C; c++) {
+        double mu = 0.0, var = 0.0;
+        for (int m = 0; m < M; m++) mu += x[(size_t)m * C + c];
+        mu /= M;
+        for (int m = 0; m < M; m++) {
+            const double d = x[(size_t)m * C + c] - mu;
+            var += d * d;
+        }
+        var /= M;
+        wmean[c] = (float)mu;
+        wrstd[c] = (float)(1.0 / sqrt(var + 1e-5));
+        for (int m = 0; m < M; m++)
+            want[(size_t)m * C + c] = (float)((x[(size_t)m * C + c] - mu) / sqrt(var + 1e-5));
+    }
+    bn_forward_train(y, mean, rstd, NULL, NULL, x, NULL, NULL, &p);
+    check_close("bn large-mean mean", mean, wmean, C);
+    check_close("bn large-mean rstd", rstd, wrstd, C);
+    /* y = (x - mean) * rstd: x - mean is exact in float, but mean itself is rounded to float
+     * (half an ulp of 300 = 1.5e-5 against a std of 0.58), which shifts y by up to 3e-5. */
+    if (tu_allclose("bn large-mean y", y, want, n, 5e-5, RTOL) != 0) fail_msg("bn y differs");
+    free(x), free(y), free(want), free(mean), free(rstd), free(wmean), free(wrstd);
+}
+
 /* scale=False / center=False: gamma NULL acts as ones, beta NULL as zeros. */
 static void test_bn_null_gamma_beta(void **state) {
     (void)state;
@@ -388,8 +423,11 @@ static void test_concat_round_trip(void **state) {
 
 /* ---- thread-count independence ------------------------------------------------------------ */
 
-/* Runs every op of this file on shapes above the parallel thresholds with 1, 2 and 3 threads and
- * requires bit-identical outputs (the reductions use fixed blocks, the gathers a fixed order). */
+/* Runs every op of this file on shapes above the parallel thresholds with 1, 2 and 3 threads.
+ * Pools, bias, softmax xent and dropout must be bit-identical (their reductions use fixed row
+ * blocks, the gathers a fixed order). Batch norm adds per-thread double partials in thread
+ * order: bit-identical on a rerun with the same thread count, and equal to float rounding
+ * (1e-6 relative) across thread counts. */
 typedef struct op_outputs {
     float *bn_y, *bn_mean, *bn_rstd, *bn_mm, *bn_mv, *bn_dx, *bn_dg, *bn_db;
     float *mp_y, *mp_dx, *ap_y, *ap_dx, *gap_y, *bias_db, *xent_p, *xent_dl, *drop_y;
@@ -439,7 +477,7 @@ static void free_outputs(op_outputs *o) {
 #define SAME_BYTES(a, b, field, count) \
     assert_memory_equal((a)->field, (b)->field, (count) * sizeof(*(a)->field))
 
-static void test_thread_count_independent(void **state) {
+static void test_thread_count_determinism(void **state) {
     (void)state;
     const size_t n = (size_t)TM * TC;
     float *x = fbuf(n), *dy = fbuf(n);
@@ -458,14 +496,23 @@ static void test_thread_count_independent(void **state) {
     for (int t = 2; t <= 3; t++) {
         omp_set_num_threads(t);
         run_all_ops(&got, x, dy, labels);
-        SAME_BYTES(&ref, &got, bn_y, n);
-        SAME_BYTES(&ref, &got, bn_mean, TC);
-        SAME_BYTES(&ref, &got, bn_rstd, TC);
-        SAME_BYTES(&ref, &got, bn_mm, TC);
-        SAME_BYTES(&ref, &got, bn_mv, TC);
-        SAME_BYTES(&ref, &got, bn_dx, n);
-        SAME_BYTES(&ref, &got, bn_dg, TC);
-        SAME_BYTES(&ref, &got, bn_db, TC);
+        op_outputs again;
+        run_all_ops(&again, x, dy, labels);
+        SAME_BYTES(&again, &got, bn_y, n);
+        SAME_BYTES(&again, &got, bn_mean, TC);
+        SAME_BYTES(&again, &got, bn_rstd, TC);
+        SAME_BYTES(&again, &got, bn_dx, n);
+        SAME_BYTES(&again, &got, bn_dg, TC);
+        SAME_BYTES(&again, &got, bn_db, TC);
+        free_outputs(&again);
+        assert_int_equal(tu_allclose("bn y", got.bn_y, ref.bn_y, n, 1e-6, 1e-6), 0);
+        assert_int_equal(tu_allclose("bn mean", got.bn_mean, ref.bn_mean, TC, 1e-6, 1e-6), 0);
+        assert_int_equal(tu_allclose("bn rstd", got.bn_rstd, ref.bn_rstd, TC, 1e-6, 1e-6), 0);
+        assert_int_equal(tu_allclose("bn mm", got.bn_mm, ref.bn_mm, TC, 1e-6, 1e-6), 0);
+        assert_int_equal(tu_allclose("bn mv", got.bn_mv, ref.bn_mv, TC, 1e-6, 1e-6), 0);
+        assert_int_equal(tu_allclose("bn dx", got.bn_dx, ref.bn_dx, n, 1e-6, 1e-6), 0);
+        assert_int_equal(tu_allclose("bn dg", got.bn_dg, ref.bn_dg, TC, 1e-6, 1e-6), 0);
+        assert_int_equal(tu_allclose("bn db", got.bn_db, ref.bn_db, TC, 1e-6, 1e-6), 0);
         SAME_BYTES(&ref, &got, mp_y, ny);
         SAME_BYTES(&ref, &got, mp_am, ny);
         SAME_BYTES(&ref, &got, mp_dx, nx);
@@ -489,6 +536,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bn_small),
         cmocka_unit_test(test_bn_tail_offset_mean),
+        cmocka_unit_test(test_bn_large_mean),
         cmocka_unit_test(test_bn_null_gamma_beta),
         cmocka_unit_test(test_pool_cases),
         cmocka_unit_test(test_maxpool_negative_inputs_ignore_padding),
@@ -498,7 +546,7 @@ int main(void) {
         cmocka_unit_test(test_xent_cases),
         cmocka_unit_test(test_dropout_keep_rate_and_mask),
         cmocka_unit_test(test_concat_round_trip),
-        cmocka_unit_test(test_thread_count_independent),
+        cmocka_unit_test(test_thread_count_determinism),
     };
     return cmocka_run_group_tests_name("kernels_ops", tests, NULL, NULL);
 }

@@ -23,12 +23,12 @@
 
 #include "core/sb.h"
 
-#define BN_W 1024  /* channels per sweep; per-thread accumulators are 2 * BN_W doubles (16 KiB) */
+#define BN_W 1024 /* channels per sweep; per-thread accumulators are 2 * BN_W doubles (16 KiB) */
 #define BN_PAR_MIN 16384
 
 /* Shared state of one op call, on the calling thread's stack (28 KiB). */
 typedef struct bn_shared {
-    double t1[BN_W], t2[BN_W];       /* reduction totals */
+    double t1[BN_W], t2[BN_W];          /* reduction totals */
     float k1[BN_W], k2[BN_W], k3[BN_W]; /* per-channel coefficients of the current sweep */
 } bn_shared;
 
@@ -108,12 +108,12 @@ void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, fl
                 mean[c] = (float)mu;
                 rstd[c] = (float)rs;
                 if (moving_mean)
-                    moving_mean[c] = (float)(p->decay * (double)moving_mean[c] +
-                                             (1.0 - p->decay) * mu);
+                    moving_mean[c] =
+                        (float)(p->decay * (double)moving_mean[c] + (1.0 - p->decay) * mu);
                 if (moving_var) {
                     const double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
-                    moving_var[c] = (float)(p->decay * (double)moving_var[c] +
-                                            (1.0 - p->decay) * unbiased);
+                    moving_var[c] =
+                        (float)(p->decay * (double)moving_var[c] + (1.0 - p->decay) * unbiased);
                 }
                 /* y = (x - mean) * scale + beta: subtracting first keeps large means exact */
                 S.k1[j] = (gamma ? gamma[c] : 1.0f) * (float)rs;

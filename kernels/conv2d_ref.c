@@ -29,8 +29,7 @@ void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b
                         if (iw < 0 || iw >= IW) continue;
                         const float *xi = x + (((size_t)n * IH + ih) * IW + iw) * IC;
                         const float *wk = w + ((size_t)kh * KW + kw) * IC * OC + oc;
-                        for (int ic = 0; ic < IC; ic++)
-                            acc += (double)xi[ic] * wk[(size_t)ic * OC];
+                        for (int ic = 0; ic < IC; ic++) acc += (double)xi[ic] * wk[(size_t)ic * OC];
                     }
                 }
                 yo[oc] = (float)acc;

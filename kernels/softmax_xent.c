@@ -30,8 +30,8 @@ float softmax_xent_forward(float *probs, const float *logits, const int32_t *lab
                 const float *x = logits + (size_t)n * K;
                 float *pr = probs + (size_t)n * K;
                 const int label = labels[n];
-                SB_ASSERTF(label >= 0 && label < K, "label %d of row %d outside [0, %d)", label,
-                           n, K);
+                SB_ASSERTF(label >= 0 && label < K, "label %d of row %d outside [0, %d)", label, n,
+                           K);
                 float m = x[0];
                 for (int k = 1; k < K; k++) m = x[k] > m ? x[k] : m;
                 double sum = 0.0, sumx = 0.0;
@@ -55,8 +55,8 @@ float softmax_xent_forward(float *probs, const float *logits, const int32_t *lab
 }
 
 /* dlogits: (N, K) overwritten = scale * (probs - target) / N. dlogits may alias probs. */
-void softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int N,
-                           int K, float label_smoothing, float scale) {
+void softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int N, int K,
+                           float label_smoothing, float scale) {
     const float s = scale / (float)N;
     const float off = label_smoothing / (float)K;
     const float on = 1.0f - label_smoothing + off;

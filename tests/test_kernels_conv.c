@@ -66,8 +66,7 @@ static float *fbuf(size_t n) {
 /* One implementation of the three conv passes (the _ref functions, or the fast ones). */
 typedef struct conv_impl {
     const char *name;
-    void (*fwd)(float *, const float *, const float *, const float *, const conv2d_shape *,
-                void *);
+    void (*fwd)(float *, const float *, const float *, const float *, const conv2d_shape *, void *);
     void (*bwd_data)(float *, const float *, const float *, const conv2d_shape *, void *);
     void (*bwd_filter)(float *, float *, const float *, const float *, const conv2d_shape *,
                        void *);
@@ -80,8 +79,8 @@ static const conv_impl conv_impls[] = {
 };
 
 static const char *const conv_cases[] = {
-    "conv_s2_same_odd", "conv_1x1", "conv_1x1_s2", "conv_7x7_s2",
-    "conv_1x7", "conv_7x1", "conv_valid_tail", "conv_s2_same_even",
+    "conv_s2_same_odd", "conv_1x1", "conv_1x1_s2",     "conv_7x7_s2",
+    "conv_1x7",         "conv_7x1", "conv_valid_tail", "conv_s2_same_even",
 };
 
 static void run_conv_case(const conv_impl *im, const char *cs) {
@@ -248,8 +247,8 @@ static void test_conv_fast_vs_ref_tails(void **state) {
         const tail_case *tc = &tail_cases[t];
         conv2d_shape sh;
         assert_int_equal(conv2d_shape_init(&sh, tc->N, tc->IH, tc->IW, tc->IC, tc->OC, tc->KH,
-                                           tc->KW, tc->SH, tc->SW, tc->pad, tc->PT, tc->PL,
-                                           tc->PB, tc->PR),
+                                           tc->KW, tc->SH, tc->SW, tc->pad, tc->PT, tc->PL, tc->PB,
+                                           tc->PR),
                          0);
         const size_t nx = (size_t)sh.N * sh.IH * sh.IW * sh.IC;
         const size_t nw = (size_t)sh.KH * sh.KW * sh.IC * sh.OC;
@@ -265,9 +264,9 @@ static void test_conv_fast_vs_ref_tails(void **state) {
         void *ws = wsz ? sb_aligned_alloc(wsz) : NULL;
         const float *bias = tc->bias ? b : NULL;
         char what[160];
-#define TAIL_WHAT(op)                                                                          \
-    (snprintf(what, sizeof what, "conv2d %s N%d %dx%d IC%d OC%d k%dx%d s%d pad%d", op, sh.N,   \
-              sh.IH, sh.IW, sh.IC, sh.OC, sh.KH, sh.KW, sh.SH, (int)tc->pad),                  \
+#define TAIL_WHAT(op)                                                                        \
+    (snprintf(what, sizeof what, "conv2d %s N%d %dx%d IC%d OC%d k%dx%d s%d pad%d", op, sh.N, \
+              sh.IH, sh.IW, sh.IC, sh.OC, sh.KH, sh.KW, sh.SH, (int)tc->pad),                \
      what)
         conv2d_forward_ref(y0, x, w, bias, &sh, NULL);
         for (size_t i = 0; i < ny; i++) y1[i] = NAN;

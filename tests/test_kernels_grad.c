@@ -151,9 +151,8 @@ static double conv_loss(void *vc) {
 static void run_conv_fd(int N, int IH, int IW, int IC, int OC, int KH, int KW, int SH, int SW,
                         kn_padding pad, int PT, int PL, int PB, int PR, int bias) {
     conv_ctx c = {0};
-    assert_int_equal(conv2d_shape_init(&c.s, N, IH, IW, IC, OC, KH, KW, SH, SW, pad, PT, PL, PB,
-                                       PR),
-                     0);
+    assert_int_equal(
+        conv2d_shape_init(&c.s, N, IH, IW, IC, OC, KH, KW, SH, SW, pad, PT, PL, PB, PR), 0);
     const size_t nx = (size_t)N * IH * IW * IC, nw = (size_t)KH * KW * IC * OC;
     const size_t ny = (size_t)N * c.s.OH * c.s.OW * OC;
     float *x = fbuf(nx), *w = fbuf(nw), *b = fbuf(OC), *r = fbuf(ny), *y = fbuf(ny);
@@ -321,8 +320,7 @@ static double pool_loss(void *vc) {
                             acc = c->is_max ? fmax(acc, v) : acc + v;
                             cnt++;
                         }
-                    c->y[((n * s->OH + oh) * s->OW + ow) * s->C + ch] =
-                        c->is_max ? acc : acc / cnt;
+                    c->y[((n * s->OH + oh) * s->OW + ow) * s->C + ch] = c->is_max ? acc : acc / cnt;
                 }
     return dot(c->y, c->r, (size_t)s->N * s->OH * s->OW * s->C);
 }
@@ -395,10 +393,10 @@ static void test_global_avgpool_fd(void **state) {
 /* ---- elementwise: relu, add, bias, dropout, concat ---------------------------------------- */
 
 typedef struct elt_ctx {
-    int op;                 /* ELT_* */
-    size_t n, M;            /* elements; rows for bias/concat */
-    int C, c0, c1;          /* bias channels; concat widths */
-    float keep;             /* dropout */
+    int op;        /* ELT_* */
+    size_t n, M;   /* elements; rows for bias/concat */
+    int C, c0, c1; /* bias channels; concat widths */
+    float keep;    /* dropout */
     const uint8_t *mask;
     double *a, *b, *r, *y;
 } elt_ctx;

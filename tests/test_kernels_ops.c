@@ -84,8 +84,8 @@ static void fill_uniform(float *a, size_t n, uint64_t seed) {
 static void run_bn_case(const char *cs) {
     refset s = {0};
     const int32_t *pr = REF_I(&s, cs, "params", 4);
-    const bn_param p = {.M = pr[0], .C = pr[1], .eps = (float)(pr[2] * 1e-6),
-                        .decay = (float)(pr[3] * 1e-6)};
+    const bn_param p = {
+        .M = pr[0], .C = pr[1], .eps = (float)(pr[2] * 1e-6), .decay = (float)(pr[3] * 1e-6)};
     const size_t M = (size_t)p.M, C = (size_t)p.C, n = M * C;
     const float *x = REF_F(&s, cs, "x", n), *gamma = REF_F(&s, cs, "gamma", C);
     const float *beta = REF_F(&s, cs, "beta", C), *dy = REF_F(&s, cs, "dy", n);
@@ -226,8 +226,8 @@ static void run_pool_case(const char *cs) {
 
 static void test_pool_cases(void **state) {
     (void)state;
-    static const char *const cases[] = {"maxpool_3x3_s2_same", "maxpool_3x3_s2_same_even",
-                                        "maxpool_2x2_s2_valid", "avgpool_3x3_s1_same",
+    static const char *const cases[] = {"maxpool_3x3_s2_same",      "maxpool_3x3_s2_same_even",
+                                        "maxpool_2x2_s2_valid",     "avgpool_3x3_s1_same",
                                         "avgpool_3x3_s2_same_even", "avgpool_5x5_s3_valid"};
     for (size_t i = 0; i < SB_ARRAY_LEN(cases); i++) run_pool_case(cases[i]);
 }
@@ -374,8 +374,7 @@ static void test_dropout_keep_rate_and_mask(void **state) {
         for (size_t i = 0; i < n; i += 2) kept_even += mask[i];
         assert_true(fabs((double)kept_even - (double)n / 2 * kp) < 6.0 * sigma);
         dropout_backward(dx, dy, mask, n, kp);
-        for (size_t i = 0; i < n; i++)
-            assert_true(dx[i] == (mask[i] ? dy[i] * (1.0f / kp) : 0.0f));
+        for (size_t i = 0; i < n; i++) assert_true(dx[i] == (mask[i] ? dy[i] * (1.0f / kp) : 0.0f));
         /* same seed replays the mask, another seed gives another one */
         dropout_forward(y, mask2, x, n, kp, 1234 + t);
         assert_memory_equal(mask, mask2, n);

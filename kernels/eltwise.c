@@ -2,8 +2,8 @@
  * accumulation, bias add and its backward, channel concatenation. Memory-bound loops with unit
  * stride over the channel axis (NHWC), so the compiler vectorizes them; each op is one OpenMP
  * region that splits its rows or elements by (ith, nth). The bias gradient is a reduction over
- * rows: it sums fixed row blocks into a stack buffer and combines them in block order, so the
- * result does not depend on the thread count and no float atomics are needed. */
+ * rows: per-thread double partials added in thread order (deterministic for a thread count, no
+ * float atomics), as in batchnorm.c. */
 #include "kernels/kernels.h"
 
 #include <omp.h>
@@ -72,36 +72,36 @@ void bias_add_forward(float *y, const float *b, size_t M, int C) {
     }
 }
 
-/* Row blocks and channel chunk of the bias-gradient reduction: BIAS_RB fixed blocks whatever
- * the thread count, BIAS_CB channels at a time (the partials buffer is BIAS_RB*BIAS_CB
- * doubles, 64 KiB, on the caller's stack). */
-#define BIAS_RB 64
-#define BIAS_CB 128
+/* Channels per sweep of the bias-gradient reduction: each thread keeps BIAS_W double
+ * accumulators (8 KiB) on its stack, so C <= BIAS_W reads whole rows contiguously. */
+#define BIAS_W 1024
 
-/* db: (C) += column sums of dy: (M, C). */
+/* db: (C) += column sums of dy: (M, C). Each thread sums its contiguous share of rows in
+ * double; the shares are added in thread order (ordered section), then rounded once. */
 void bias_add_backward(float *db, const float *dy, size_t M, int C) {
-    double part[BIAS_RB][BIAS_CB];
+    double tot[BIAS_W];
 #pragma omp parallel if (M * (size_t)C >= ELT_PAR_MIN)
     {
-        for (int c0 = 0; c0 < C; c0 += BIAS_CB) {
-            const int cb = SB_MIN(BIAS_CB, C - c0);
+        const int nth = omp_get_num_threads();
+        for (int c0 = 0; c0 < C; c0 += BIAS_W) {
+            const int w = SB_MIN(BIAS_W, C - c0);
 #pragma omp for schedule(static)
-            for (int blk = 0; blk < BIAS_RB; blk++) {
-                const size_t r0 = M * blk / BIAS_RB, r1 = M * (blk + 1) / BIAS_RB;
-                double acc[BIAS_CB];
-                for (int j = 0; j < cb; j++) acc[j] = 0.0;
+            for (int j = 0; j < w; j++) tot[j] = 0.0;
+#pragma omp for ordered schedule(static, 1)
+            for (int t = 0; t < nth; t++) {
+                const size_t r0 = M * (size_t)t / (size_t)nth;
+                const size_t r1 = M * (size_t)(t + 1) / (size_t)nth;
+                double acc[BIAS_W];
+                for (int j = 0; j < w; j++) acc[j] = 0.0;
                 for (size_t r = r0; r < r1; r++) {
                     const float *d = dy + r * (size_t)C + c0;
-                    for (int j = 0; j < cb; j++) acc[j] += d[j];
+                    for (int j = 0; j < w; j++) acc[j] += d[j];
                 }
-                for (int j = 0; j < cb; j++) part[blk][j] = acc[j];
+#pragma omp ordered
+                for (int j = 0; j < w; j++) tot[j] += acc[j];
             }
 #pragma omp for schedule(static)
-            for (int j = 0; j < cb; j++) {
-                double s = 0.0;
-                for (int blk = 0; blk < BIAS_RB; blk++) s += part[blk][j];
-                db[c0 + j] += (float)s;
-            }
+            for (int j = 0; j < w; j++) db[c0 + j] += (float)tot[j];
         }
     }
 }

@@ -166,28 +166,34 @@ void avgpool_backward(float *dx, const float *dy, const pool_shape *s) {
     }
 }
 
-/* Channels per work item of the global pool: the accumulator lives in registers/stack. */
-#define GAP_CB 64
+/* Widest channel run of one global-pool work item (its float accumulators, 4 KiB, are on the
+ * thread's stack). */
+#define GAP_W 1024
 
-/* y: (N, C) = mean over HW of x: (N, HW, C). Work items are (n, channel chunk). */
+/* y: (N, C) = mean over HW of x: (N, HW, C). Work items are (n, channel run); runs are as wide
+ * as the thread count allows (whole rows when N >= threads), since short runs strided by the row
+ * length stream poorly. Each y element sums its HW inputs in order: thread-count independent. */
 void global_avgpool_forward(float *y, const float *x, int N, int HW, int C) {
-    const int nchunk = (C + GAP_CB - 1) / GAP_CB;
-    const size_t items = (size_t)N * nchunk;
 #pragma omp parallel if ((size_t)N * HW * C >= POOL_PAR_MIN)
     {
+        const int nth = omp_get_num_threads();
+        int runs = SB_MAX((nth + N - 1) / N, (C + GAP_W - 1) / GAP_W);
+        int cw = (C + runs - 1) / runs;
+        cw = SB_MIN((cw + 15) / 16 * 16, GAP_W);
+        runs = (C + cw - 1) / cw;
         size_t lo, hi;
-        pool_range(items, &lo, &hi);
+        pool_range((size_t)N * runs, &lo, &hi);
         for (size_t it = lo; it < hi; it++) {
-            const int n = (int)(it / nchunk), c0 = (int)(it % nchunk) * GAP_CB;
-            const int cb = SB_MIN(GAP_CB, C - c0);
-            float acc[GAP_CB];
-            for (int j = 0; j < cb; j++) acc[j] = 0.0f;
+            const int n = (int)(it / runs), c0 = (int)(it % runs) * cw;
+            const int w = SB_MIN(cw, C - c0);
+            float acc[GAP_W];
+            for (int j = 0; j < w; j++) acc[j] = 0.0f;
             for (int p = 0; p < HW; p++) {
                 const float *xp = x + ((size_t)n * HW + p) * C + c0;
-                for (int j = 0; j < cb; j++) acc[j] += xp[j];
+                for (int j = 0; j < w; j++) acc[j] += xp[j];
             }
             const float inv = 1.0f / (float)HW;
-            for (int j = 0; j < cb; j++) y[(size_t)n * C + c0 + j] = acc[j] * inv;
+            for (int j = 0; j < w; j++) y[(size_t)n * C + c0 + j] = acc[j] * inv;
         }
     }
 }

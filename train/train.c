@@ -357,6 +357,10 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
     int rc = setup(&t, c, err);
     if (rc) goto done;
     const bool ckpts = c->train_dir && c->train_dir[0];
+    if (ckpts) {
+        rc = sb_mkdirs(c->train_dir, err);
+        if (rc) goto done;
+    }
     if (ckpts && c->save_summaries_secs > 0) {
         rc = tb_writer_open(&tb, c->train_dir, err);
         if (rc) goto done;

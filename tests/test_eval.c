@@ -1,0 +1,126 @@
+/* tests/test_eval.c — eval_image_classifier on checkpoints launch wrote (lenet, synthetic data):
+ * a trained checkpoint scores on the examples it was trained on, a train_dir means its newest
+ * checkpoint, --max_num_batches and --batch_size set the examples counted, --moving_average_decay
+ * reads the ExponentialMovingAverage tensors (and says so when they are missing),
+ * --labels_offset changes the head (a shape mismatch naming the variable), a corrupt checkpoint
+ * is named, and every evaluation appends a row to the results CSV. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sb.h"
+#include "tests/support/testutil.h"
+
+static void assert_has(const char *hay, const char *needle) {
+    if (!strstr(hay, needle)) fail_msg("'%s' not in output:\n%s", needle, hay);
+}
+
+static char *run(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *run(int want, const char *fmt, ...) {
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *out;
+    int rc = tu_run(&out, "%s", cmd);
+    if (rc != want) fail_msg("%s: exit %d, want %d; output:\n%s", cmd, rc, want, out);
+    return out;
+}
+
+static double metric(const char *out, const char *name) {
+    const char *p = strstr(out, name);
+    if (!p) fail_msg("no %s in:\n%s", name, out);
+    return atof(p + strlen(name));
+}
+
+#define LAUNCH "{bin}/launch --model_name=lenet --batch_size=8 --threads_per_replica=1 --seed=5 "
+#define EVAL "{bin}/eval_image_classifier --model_name=lenet --threads_per_replica=1 --seed=5 "
+
+static void test_eval_trained_checkpoint(void **state) {
+    (void)state;
+    char dir[256];
+    tu_make_tmpdir(dir, sizeof dir);
+    /* sgd on one fixed batch of 8 learns it: the moving averages lag behind the weights */
+    free(run(0, LAUNCH "--optimizer=sgd --learning_rate=0.1 --learning_rate_decay_type=fixed "
+                       "--weight_decay=0 --max_number_of_steps=40 --num_warmup_steps=1 "
+                       "--moving_average_decay=0.9 --train_dir=%s/run --results_csv=%s/runs.csv",
+             dir, dir));
+    char *out = run(0, EVAL "--checkpoint_path=%s/run --batch_size=8 --max_num_batches=2 "
+                            "--results_csv=%s/evals.csv",
+                    dir, dir);
+    assert_has(out, "model.ckpt-40 (global step 40)");
+    double acc = metric(out, "eval/Accuracy["), r5 = metric(out, "eval/Recall_5[");
+    assert_true(acc >= 0.75); /* learnt its batch */
+    assert_true(r5 >= acc);
+    assert_has(out, "16 examples");
+    free(out);
+    /* the moving averages are another set of weights */
+    out = run(0, EVAL "--checkpoint_path=%s/run/model.ckpt-40 --batch_size=8 --max_num_batches=1 "
+                      "--moving_average_decay=0.9 --results_csv=%s/evals.csv",
+              dir, dir);
+    assert_has(out, "moving averages");
+    assert_has(out, "8 examples");
+    metric(out, "eval/Accuracy[");
+    free(out);
+    /* the CSV has a row per evaluation */
+    char path[512], *text;
+    size_t n;
+    sb_err err;
+    snprintf(path, sizeof path, "%s/evals.csv", dir);
+    assert_int_equal(sb_read_file(path, &text, &n, &err), 0);
+    assert_has(text, "timestamp,git_sha,build,cpu_model,threads,model_name,checkpoint,global_step");
+    int lines = 0;
+    for (char *p = text; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 3);
+    assert_has(text, ",lenet,");
+    assert_has(text, ",true,"); /* moving_average column */
+    free(text);
+
+    /* a checkpoint without moving averages, evaluated with them: named */
+    free(run(0, LAUNCH "--max_number_of_steps=2 --num_warmup_steps=1 --train_dir=%s/plain "
+                       "--results_csv=%s/runs.csv",
+             dir, dir));
+    out = run(1, EVAL "--checkpoint_path=%s/plain --moving_average_decay=0.9 --batch_size=8 "
+                      "--max_num_batches=1 --results_csv=%s/evals.csv",
+              dir, dir);
+    assert_has(out, "no moving average LeNet/conv1/weights/ExponentialMovingAverage");
+    free(out);
+    /* --labels_offset=1: a 1000-class head, the checkpoint has 1001 */
+    out = run(1, EVAL "--checkpoint_path=%s/plain --labels_offset=1 --batch_size=8 "
+                      "--max_num_batches=1 --results_csv=%s/evals.csv",
+              dir, dir);
+    assert_has(out, "LeNet/fc4/weights has shape [1024, 1001] in the checkpoint, the model wants "
+                    "[1024, 1000]");
+    free(out);
+    /* a corrupt checkpoint is named */
+    snprintf(path, sizeof path, "%s/plain/model.ckpt-2", dir);
+    FILE *fp = fopen(path, "r+b");
+    fseek(fp, 4096, SEEK_SET);
+    fputc(0x5a ^ fgetc(fp), fp);
+    fclose(fp);
+    out = run(1, EVAL "--checkpoint_path=%s --batch_size=8 --max_num_batches=1 "
+                      "--results_csv=%s/evals.csv",
+              path, dir);
+    assert_has(out, path);
+    assert_has(out, "CRC32C mismatch");
+    free(out);
+    /* no checkpoint at all */
+    out = run(1, EVAL "--checkpoint_path=%s/none --results_csv=%s/evals.csv", dir, dir);
+    assert_has(out, "/none");
+    free(out);
+    tu_remove_tree(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eval_trained_checkpoint),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

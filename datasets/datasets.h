@@ -176,7 +176,8 @@ void tfr_writer_abort(tfr_writer *w);
 
 typedef struct rec_lmdb_writer_opts {
     size_t map_size;       /* initial map size in bytes (0: 256 MiB); doubled on MDB_MAP_FULL */
-    size_t commit_bytes;   /* commit a transaction after this many value bytes (0: 64 MiB) */
+    size_t commit_bytes;   /* commit a transaction after this many value bytes (0: 8 MiB;
+                            * larger batches were slower: LMDB mallocs every dirty page) */
 } rec_lmdb_writer_opts;
 
 typedef struct rec_lmdb_writer rec_lmdb_writer;

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define DEFAULT_MAP_SIZE ((size_t)256 << 20)
-#define DEFAULT_COMMIT_BYTES ((size_t)64 << 20)
+#define DEFAULT_COMMIT_BYTES ((size_t)8 << 20)
 
 struct rec_lmdb_writer {
     char *path, *tmp_path;

@@ -47,6 +47,21 @@ typedef struct file_result {
     sb_err err;
 } file_result;
 
+/* The progress bar: every thread counts records; thread 0 alone draws (sb_progress is not
+ * thread-safe). */
+typedef struct progress {
+    uint64_t done;
+    sb_progress bar;
+    int draw;
+} progress;
+
+static void progress_add(progress *p) {
+    uint64_t done;
+#pragma omp atomic capture
+    done = ++p->done;
+    if (p->draw && (done & 63) == 0 && omp_get_thread_num() == 0) sb_progress_update(&p->bar, done);
+}
+
 static void note_corrupt(file_result *res, const sb_err *e) {
     res->corrupt++;
     sb_warn("skipped corrupt record: %s", e->msg);
@@ -61,7 +76,7 @@ static int check_example(ex_example *ex, const uint8_t *d, size_t n, const char 
 }
 
 static void tfrecord_to_lmdb(const char *in, const char *out, const rec_convert_opts *o,
-                             file_result *res, uint64_t *progress) {
+                             file_result *res, progress *prog) {
     tfr_reader *r = NULL;
     rec_lmdb_writer *w = NULL;
     ex_example ex;
@@ -87,8 +102,7 @@ static void tfrecord_to_lmdb(const char *in, const char *out, const rec_convert_
         if ((res->rc = rec_lmdb_writer_put(w, d, n, &res->err))) goto done;
         res->records++;
         res->bytes += n;
-#pragma omp atomic
-        (*progress)++;
+        progress_add(prog);
     }
     res->rc = rec_lmdb_writer_commit(w, &res->err);
     w = NULL;
@@ -99,7 +113,7 @@ done:
 }
 
 static void lmdb_to_tfrecord(const char *in, const char *out, const rec_convert_opts *o,
-                             file_result *res, uint64_t *progress) {
+                             file_result *res, progress *prog) {
     rec_lmdb_reader *r = NULL;
     tfr_writer *w = NULL;
     ex_example ex;
@@ -129,8 +143,7 @@ static void lmdb_to_tfrecord(const char *in, const char *out, const rec_convert_
         if ((res->rc = tfr_writer_write(w, d, n, &res->err))) goto done;
         res->records++;
         res->bytes += n;
-#pragma omp atomic
-        (*progress)++;
+        progress_add(prog);
     }
     res->rc = tfr_writer_commit(w, &res->err);
     w = NULL;
@@ -141,7 +154,7 @@ done:
 }
 
 static void convert_one(const char *in, const char *out_dir, const rec_convert_opts *o,
-                        file_result *res, uint64_t *progress) {
+                        file_result *res, progress *prog) {
     if (is_temporary(in)) {
         res->skipped = 1;
         return;
@@ -155,8 +168,9 @@ static void convert_one(const char *in, const char *out_dir, const rec_convert_o
         res->skipped = 1;
         return;
     }
-    if (kind == SNIFF_UNKNOWN && want_in == SNIFF_LMDB) {
-        res->rc = sb_err_set(&res->err, SB_E_FORMAT, "input %s: not an LMDB shard", in);
+    if ((kind == SNIFF_UNKNOWN || kind == SNIFF_EMPTY) && want_in == SNIFF_LMDB) {
+        res->rc = sb_err_set(&res->err, SB_E_FORMAT, "input %s: not an LMDB shard%s", in,
+                             kind == SNIFF_EMPTY ? " (empty file)" : "");
         return;
     }
     /* an unknown file is read as TFRecord: its first record then fails with the offset */
@@ -165,8 +179,8 @@ static void convert_one(const char *in, const char *out_dir, const rec_convert_o
     size_t n = strlen(out_dir) + strlen(base) + 2;
     char *out = sb_xmalloc(n);
     snprintf(out, n, "%s/%s", out_dir, base);
-    if (o->to == REC_FORMAT_LMDB) tfrecord_to_lmdb(in, out, o, res, progress);
-    else lmdb_to_tfrecord(in, out, o, res, progress);
+    if (o->to == REC_FORMAT_LMDB) tfrecord_to_lmdb(in, out, o, res, prog);
+    else lmdb_to_tfrecord(in, out, o, res, prog);
     free(out);
 }
 
@@ -187,9 +201,8 @@ int rec_convert_files(const char *const *inputs, size_t n, const char *out_dir,
         }
     }
     file_result *res = sb_xcalloc(n ? n : 1, sizeof *res);
-    uint64_t progress = 0;
-    sb_progress bar;
-    sb_progress_init(&bar, "converting", "rec", total);
+    progress prog = {.draw = opts->progress};
+    sb_progress_init(&prog.bar, "converting", "rec", total);
     int threads = opts->threads > 0 ? opts->threads : 2;
     if ((size_t)threads > n) threads = n ? (int)n : 1;
     int stop = 0;
@@ -201,16 +214,10 @@ int rec_convert_files(const char *const *inputs, size_t n, const char *out_dir,
 #pragma omp atomic read
             stopped = stop;
             if (stopped) continue; /* an error ends the run; the files after it are not started */
-            convert_one(inputs[i], out_dir, opts, &res[i], &progress);
+            convert_one(inputs[i], out_dir, opts, &res[i], &prog);
             if (res[i].rc) {
 #pragma omp atomic write
                 stop = 1;
-            }
-            if (opts->progress && omp_get_thread_num() == 0) {
-                uint64_t p;
-#pragma omp atomic read
-                p = progress;
-                sb_progress_update(&bar, p);
             }
         }
     }
@@ -227,8 +234,8 @@ int rec_convert_files(const char *const *inputs, size_t n, const char *out_dir,
         if (!res[i].rc && !res[i].skipped) stats->files++;
     }
     if (opts->progress) {
-        bar.done = progress;
-        sb_progress_finish(&bar);
+        prog.bar.done = prog.done;
+        sb_progress_finish(&prog.bar);
     }
     free(res);
     return rc;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench/peak.h"
 #include "core/sb.h"
@@ -239,6 +240,13 @@ static void csv_row(const options *o, double peak, const layer *L, const conv2d_
 }
 
 int main(int argc, char **argv) {
+    /* Idle OpenMP threads sleep instead of spinning (unless the user chose a policy), so the
+     * CPU-time figures count work, not a thread spinning while its sibling is preempted by
+     * another job. libgomp reads the variable when it loads, hence the re-exec. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+    }
     options o = {.model = "all", .batch = 32, .reps = 3, .threads = 0, .blas = 1};
     snprintf(o.csv, sizeof o.csv, "results/kernels_%s.csv", sb_build_variant());
     for (int i = 1; i < argc; i++) {

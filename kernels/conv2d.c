@@ -152,21 +152,27 @@ static int bwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
     return ns;
 }
 
-/* B(k = (t, oc), j = ic) = w[kh_t, kw_t, ic, oc]. */
+/* B(k = (t, oc), j = ic) = w[kh_t, kw_t, ic, oc]: for each column ic the k run of one tap is
+ * contiguous in w, so read along oc and write the panel column (stride NR, inside L2). */
 static void bwd_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
     const cv_ctx *c = ctx;
     const conv2d_shape *s = c->s;
     const int OC = s->OC, IC = s->IC;
     for (int jp = 0; jp < nc; jp += KN_NR) {
         const int nr = SB_MIN(KN_NR, nc - jp);
-        for (int k = 0; k < kc; k++) {
-            const int t = (k0 + k) / OC, oc = (k0 + k) - t * OC, a = t / c->nkw;
+        for (int k = k0, kend = k0 + kc; k < kend;) {
+            const int t = k / OC, oc = k - t * OC, a = t / c->nkw;
             const int kh = c->kh0 + a * s->SH, kw = c->kw0 + (t - a * c->nkw) * s->SW;
+            const int run = SB_MIN(OC - oc, kend - k);
             const float *src = c->w + ((ptrdiff_t)(kh * s->KW + kw) * IC + j0 + jp) * OC + oc;
-            float *d = dst + (size_t)k * KN_NR;
-            int j = 0;
-            for (; j < nr; j++) d[j] = src[(ptrdiff_t)j * OC];
-            for (; j < KN_NR; j++) d[j] = 0.0f;
+            float *d = dst + (size_t)(k - k0) * KN_NR;
+            for (int j = 0; j < nr; j++) {
+                const float *sj = src + (ptrdiff_t)j * OC;
+                for (int q = 0; q < run; q++) d[(size_t)q * KN_NR + j] = sj[q];
+            }
+            for (int j = nr; j < KN_NR; j++)
+                for (int q = 0; q < run; q++) d[(size_t)q * KN_NR + j] = 0.0f;
+            k += run;
         }
         dst += (size_t)kc * KN_NR;
     }
@@ -220,19 +226,27 @@ void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv
 /* ------------------------------------------------------------------------------------------ */
 /* Backward filter                                                                             */
 /* ------------------------------------------------------------------------------------------ */
-/* X_col[pixel][j0 .. j0+len) into d: runs of channels per tap, zeros for padding. */
+/* X_col[pixel][j0 .. j0+len) into d: runs of channels per tap, zeros for padding. When the
+ * window row lies inside the image, the taps kw.. of one kh are one contiguous run of x. */
 static void xcol_copy(const cv_ctx *c, const float *img, int ih0, int iw0, int j0, int len,
                       float *d) {
     const conv2d_shape *s = c->s;
-    const int IC = s->IC;
+    const int IC = s->IC, KW = s->KW;
+    const int inner = iw0 >= 0 && iw0 + KW <= s->IW;
     for (int j = j0, jend = j0 + len; j < jend;) {
-        const int tap = j / IC, ci = j - tap * IC, kh = tap / s->KW, kw = tap - kh * s->KW;
-        const int run = SB_MIN(IC - ci, jend - j);
+        const int tap = j / IC, ci = j - tap * IC, kh = tap / KW, kw = tap - kh * KW;
         const int ih = ih0 + kh, iw = iw0 + kw;
-        if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
+        int run;
+        if (ih >= 0 && ih < s->IH && inner) {
+            run = SB_MIN((KW - kw) * IC - ci, jend - j);
             memcpy(d, img + ((ptrdiff_t)ih * s->IW + iw) * IC + ci, sizeof(float) * run);
-        else
-            memset(d, 0, sizeof(float) * run);
+        } else {
+            run = SB_MIN(IC - ci, jend - j);
+            if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
+                memcpy(d, img + ((ptrdiff_t)ih * s->IW + iw) * IC + ci, sizeof(float) * run);
+            else
+                memset(d, 0, sizeof(float) * run);
+        }
         d += run;
         j += run;
     }

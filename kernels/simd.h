@@ -36,8 +36,12 @@
 /* Cache blocks: a KC x NC block of packed B stays in L2 and is streamed by the micro-kernel; an
  * MR x KC sliver of A sits in L1 while it meets every NR-panel of the block. MC only applies when
  * A is packed (transposed operands, backward-filter). */
+#ifndef KN_KC
 #define KN_KC 256
+#endif
+#ifndef KN_NC
 #define KN_NC 512
+#endif
 #define KN_MC (KN_MR * 24)
 
 _Static_assert(KN_NC % KN_NR == 0, "NC must be a multiple of NR");

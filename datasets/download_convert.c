@@ -202,11 +202,9 @@ done:;
 }
 
 /* ------------------------------------------------------------------------------------------ *
- * CIFAR-10 binary tarball: cifar-10-batches-bin/{data_batch_1..5,test_batch}.bin, each 10000
- * records of [label u8][1024 R][1024 G][1024 B].
+ * .tar.gz members (ustar, with GNU long names): each regular file the caller wants is read whole
+ * and handed to a callback.
  * ------------------------------------------------------------------------------------------ */
-
-#define CIFAR_REC 3073
 
 static int octal(const uint8_t *p, size_t n, uint64_t *v) {
     *v = 0;
@@ -216,13 +214,19 @@ static int octal(const uint8_t *p, size_t n, uint64_t *v) {
     return i < n && p[i] != ' ' && p[i] != 0 ? -1 : 0;
 }
 
-/* Read the members we need from the tarball: batch[0..4] train, batch[5] test. */
-static int cifar_read_tar(const char *path, uint8_t *batch[6], size_t size[6], sb_err *err) {
+typedef int (*tar_want_fn)(const char *name, void *ctx);
+/* data is valid during the call only; a non-zero return stops the walk and is returned. */
+typedef int (*tar_member_fn)(const char *name, const uint8_t *data, size_t n, void *ctx,
+                             sb_err *err);
+
+static int tar_gz_each(const char *path, tar_want_fn want, tar_member_fn fn, void *ctx,
+                       sb_err *err) {
     gzFile g = gzopen(path, "rb");
     if (!g) return sb_err_setc(err, errno ? errno : ENOMEM, "opening %s", path);
     gzbuffer(g, 1 << 18);
     int rc = 0;
-    uint8_t hdr[512];
+    uint8_t hdr[512], *data = NULL;
+    char name[4096], *longname = NULL;
     for (;;) {
         int got = gzread(g, hdr, sizeof hdr);
         if (got == 0) break;
@@ -232,40 +236,88 @@ static int cifar_read_tar(const char *path, uint8_t *batch[6], size_t size[6], s
         }
         if (hdr[0] == 0) break; /* end-of-archive block */
         uint64_t len;
-        if (octal(hdr + 124, 12, &len)) {
+        if (octal(hdr + 124, 12, &len) || len > ((uint64_t)1 << 32)) {
             rc = sb_err_set(err, SB_E_FORMAT, "%s: bad tar header", path);
             break;
         }
-        char name[101];
-        memcpy(name, hdr, 100);
-        name[100] = '\0';
-        const char *base = strrchr(name, '/');
-        base = base ? base + 1 : name;
-        int slot = -1;
-        if (!strcmp(base, "test_batch.bin")) slot = 5;
-        else if (!strncmp(base, "data_batch_", 11) && base[11] >= '1' && base[11] <= '5' &&
-                 !strcmp(base + 12, ".bin"))
-            slot = base[11] - '1';
+        if (longname) {
+            snprintf(name, sizeof name, "%s", longname);
+            free(longname);
+            longname = NULL;
+        } else if (!memcmp(hdr + 257, "ustar", 5) && hdr[345]) {
+            snprintf(name, sizeof name, "%.155s/%.100s", (const char *)hdr + 345,
+                     (const char *)hdr);
+        } else {
+            snprintf(name, sizeof name, "%.100s", (const char *)hdr);
+        }
+        char type = (char)hdr[156];
         uint64_t padded = (len + 511) / 512 * 512;
-        if (slot >= 0 && (hdr[156] == '0' || hdr[156] == 0)) {
-            if (len % CIFAR_REC || len > ((uint64_t)1 << 31)) {
-                rc = sb_err_set(err, SB_E_FORMAT, "%s: %s has %llu bytes, not records of %d",
-                                path, name, (unsigned long long)len, CIFAR_REC);
+        int regular = type == '0' || type == 0;
+        if (type == 'L' || (regular && want(name, ctx))) {
+            data = sb_xrealloc(data, padded ? padded : 1);
+            if ((rc = gz_read_all(g, data, (size_t)padded, path, err))) break;
+            if (type == 'L') {
+                longname = sb_xmalloc(len + 1);
+                memcpy(longname, data, len);
+                longname[len] = '\0';
+            } else if ((rc = fn(name, data, (size_t)len, ctx, err))) {
                 break;
             }
-            free(batch[slot]);
-            batch[slot] = sb_xmalloc(padded ? padded : 1);
-            size[slot] = (size_t)len;
-            if ((rc = gz_read_all(g, batch[slot], (size_t)padded, path, err))) break;
         } else if (padded && gzseek(g, (z_off_t)padded, SEEK_CUR) < 0) {
             rc = sb_err_set(err, SB_E_TRUNCATED, "%s: truncated in %s", path, name);
             break;
         }
     }
     gzclose(g);
+    free(data);
+    free(longname);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ *
+ * CIFAR-10 binary tarball: cifar-10-batches-bin/{data_batch_1..5,test_batch}.bin, each 10000
+ * records of [label u8][1024 R][1024 G][1024 B].
+ * ------------------------------------------------------------------------------------------ */
+
+#define CIFAR_REC 3073
+
+typedef struct cifar_batches {
+    const char *path;
+    uint8_t *batch[6];       /* data_batch_1..5, test_batch */
+    size_t size[6];
+} cifar_batches;
+
+static int cifar_slot(const char *name) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    if (!strcmp(base, "test_batch.bin")) return 5;
+    if (!strncmp(base, "data_batch_", 11) && base[11] >= '1' && base[11] <= '5' &&
+        !strcmp(base + 12, ".bin"))
+        return base[11] - '1';
+    return -1;
+}
+
+static int cifar_want(const char *name, void *ctx) { return cifar_slot(name) >= 0; }
+
+static int cifar_keep(const char *name, const uint8_t *data, size_t n, void *ctx, sb_err *err) {
+    cifar_batches *cb = ctx;
+    int slot = cifar_slot(name);
+    if (n % CIFAR_REC)
+        return sb_err_set(err, SB_E_FORMAT, "%s: %s has %zu bytes, not records of %d", cb->path,
+                          name, n, CIFAR_REC);
+    free(cb->batch[slot]);
+    cb->batch[slot] = sb_xmalloc(n ? n : 1);
+    memcpy(cb->batch[slot], data, n);
+    cb->size[slot] = n;
+    return 0;
+}
+
+/* Read the members we need from the tarball, whatever their order in it. */
+static int cifar_read_tar(cifar_batches *cb, sb_err *err) {
+    int rc = tar_gz_each(cb->path, cifar_want, cifar_keep, cb, err);
     for (int i = 0; !rc && i < 6; i++)
-        if (!batch[i])
-            rc = sb_err_set(err, SB_E_FORMAT, "%s: %s missing", path,
+        if (!cb->batch[i])
+            rc = sb_err_set(err, SB_E_FORMAT, "%s: %s missing", cb->path,
                             i == 5 ? "test_batch.bin" : "a data_batch_N.bin");
     return rc;
 }
@@ -330,13 +382,13 @@ int dsf_download_and_convert(const dsf_dataset *ds, const char *dir, const dsf_c
     if (todo && is_cifar) {
         const char *base = o->source_url ? o->source_url : CIFAR10_URL;
         char *local = NULL;
-        uint8_t *batch[6] = {0};
-        size_t size[6] = {0};
+        cifar_batches cb = {0};
         rc = fetch(base, dir, &k_cifar10, o, &local, err);
-        if (!rc) rc = cifar_read_tar(local, batch, size, err);
-        if (!rc && (todo & 1)) rc = cifar_write(ds, batch, size, 5, shards[0], err);
-        if (!rc && (todo & 2)) rc = cifar_write(ds, batch + 5, size + 5, 1, shards[1], err);
-        for (int i = 0; i < 6; i++) free(batch[i]);
+        cb.path = local;
+        if (!rc) rc = cifar_read_tar(&cb, err);
+        if (!rc && (todo & 1)) rc = cifar_write(ds, cb.batch, cb.size, 5, shards[0], err);
+        if (!rc && (todo & 2)) rc = cifar_write(ds, cb.batch + 5, cb.size + 5, 1, shards[1], err);
+        for (int i = 0; i < 6; i++) free(cb.batch[i]);
         if (!rc) remove_download(local, o);
         free(local);
     }

@@ -9,7 +9,7 @@
  *              index as 10 zero-padded decimal digits ("0000000042"), values are serialized
  *              Examples; the writer grows the map itself, so MDB_MAP_FULL never reaches a caller
  *   dsf_       dataset factory: names, splits, sizes, class counts, shard names, labels.txt,
- *              and the download-and-convert step of mnist, fashion_mnist and cifar10
+ *              and the download-and-convert step of mnist, fashion_mnist, cifar10 and flowers
  *   dl_        downloads (libcurl; http, https, file): retries, resume into "<file>.part",
  *              SHA-256 verification
  *
@@ -340,11 +340,18 @@ typedef struct dsf_convert_opts {
     dl_opts dl;
 } dsf_convert_opts;
 
-/* Download the data set's files into dataset_dir and write its LMDB shards
- * ("<split>-00000-of-00001", one per split: Examples with image/format "raw", uint8 pixels in
- * HWC order, image/height, image/width, image/channels, image/colorspace, image/class/label)
- * and labels.txt. Supports mnist, fashion_mnist, cifar10; others give SB_E_UNSUPPORTED.
- * Splits whose shard already exists are kept (slim's "already exists, skipping"). */
+/* Download the data set's files into dataset_dir and write its LMDB shards and labels.txt, as
+ * slim's download_and_convert_{mnist,cifar10,flowers}.py do with TFRecords.
+ *   mnist, fashion_mnist, cifar10: one shard per split, "train-00000-of-00001" and
+ *     "test-00000-of-00001" (slim writes one file per split too); Examples hold image/format "raw"
+ *     with the uint8 pixels in HWC order in image/encoded (slim stores PNG; we have no PNG codec),
+ *     image/height, image/width, image/channels, image/colorspace, image/class/label and the
+ *     class name in image/class/text.
+ *   flowers: "train-0000N-of-00005" and "validation-0000N-of-00005"; the photos' JPEG bytes as
+ *     they are (image/format "jpg", as slim), 350 photos for validation; classes and labels.txt
+ *     from the archive's directory names. The split is a fixed-seed shuffle of the sorted names.
+ * A split whose shards all exist is kept (slim's "already exists, skipping"). The downloaded
+ * archives are removed afterwards unless keep_downloads. Other data sets: SB_E_UNSUPPORTED. */
 int dsf_download_and_convert(const dsf_dataset *ds, const char *dataset_dir,
                              const dsf_convert_opts *opts, sb_err *err);
 

@@ -11,9 +11,11 @@
 #include "datasets/datasets.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <turbojpeg.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -25,6 +27,7 @@ typedef struct remote_file {
 #define MNIST_URL "https://storage.googleapis.com/cvdf-datasets/mnist/"
 #define FASHION_URL "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 #define CIFAR10_URL "https://www.cs.toronto.edu/~kriz/"
+#define FLOWERS_URL "http://download.tensorflow.org/example_images/"
 
 /* [split][images, labels] */
 static const remote_file k_mnist[2][2] = {
@@ -42,6 +45,8 @@ static const remote_file k_fashion[2][2] = {
     {{"train-images-idx3-ubyte.gz", NULL}, {"train-labels-idx1-ubyte.gz", NULL}},
     {{"t10k-images-idx3-ubyte.gz", NULL}, {"t10k-labels-idx1-ubyte.gz", NULL}},
 };
+/* No published checksum for flower_photos.tgz. */
+static const remote_file k_flowers = {"flower_photos.tgz", NULL};
 static const remote_file k_cifar10 = {
     "cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"};
 
@@ -348,6 +353,188 @@ static int cifar_write(const dsf_dataset *ds, uint8_t *const *batches, const siz
     return rc ? rc : crc;
 }
 
+/* ------------------------------------------------------------------------------------------ *
+ * Flowers (slim's download_and_convert_flowers.py): flower_photos/<class>/<photo>.jpg, classes
+ * the sorted directory names; 350 photos for validation, the rest for training; 5 shards each;
+ * the JPEG bytes kept as they are with their height and width.
+ * Departure: slim shuffles os.listdir() order with Python's random.seed(0), which no other
+ * program can reproduce (listdir order is the file system's). We sort by class and name and
+ * shuffle with a fixed-seed SplitMix64 Fisher-Yates, so every run on every machine agrees.
+ * ------------------------------------------------------------------------------------------ */
+
+#define FLOWERS_VALIDATION 350
+
+typedef struct photo {
+    char *cls, *name;
+    uint8_t *data;
+    size_t n;
+} photo;
+
+typedef struct photo_set {
+    photo *v;
+    size_t count, cap;
+} photo_set;
+
+/* ".../flower_photos/<class>/<file>": *cls and *file point into name. */
+static int flower_parts(const char *name, const char **cls, size_t *cls_len, const char **file) {
+    const char *root = strstr(name, "flower_photos/");
+    if (!root || (root != name && root[-1] != '/')) return 0;
+    *cls = root + 14;
+    const char *slash = strchr(*cls, '/');
+    if (!slash || slash == *cls || !slash[1] || strchr(slash + 1, '/')) return 0;
+    *cls_len = (size_t)(slash - *cls);
+    *file = slash + 1;
+    return 1;
+}
+
+static int flowers_want(const char *name, void *ctx) {
+    const char *c, *f;
+    size_t cl;
+    return flower_parts(name, &c, &cl, &f);
+}
+
+static int flowers_keep(const char *name, const uint8_t *data, size_t n, void *ctx, sb_err *err) {
+    photo_set *ps = ctx;
+    const char *c = NULL, *f = NULL;
+    size_t cl = 0;
+    SB_ASSERT(flower_parts(name, &c, &cl, &f)); /* flowers_want said yes */
+    if (ps->count == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 1024;
+        ps->v = sb_xrealloc(ps->v, ps->cap * sizeof *ps->v);
+    }
+    photo *p = &ps->v[ps->count++];
+    p->cls = sb_xmalloc(cl + 1);
+    memcpy(p->cls, c, cl);
+    p->cls[cl] = '\0';
+    p->name = sb_xstrdup(f);
+    p->data = sb_xmalloc(n ? n : 1);
+    memcpy(p->data, data, n);
+    p->n = n;
+    return 0;
+}
+
+static int cmp_photo(const void *a, const void *b) {
+    const photo *x = a, *y = b;
+    int c = strcmp(x->cls, y->cls);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void photo_set_free(photo_set *ps) {
+    for (size_t i = 0; i < ps->count; i++) {
+        free(ps->v[i].cls);
+        free(ps->v[i].name);
+        free(ps->v[i].data);
+    }
+    free(ps->v);
+    memset(ps, 0, sizeof *ps);
+}
+
+/* Write photos [0, n) of v into the split's shards; undecodable photos are skipped and named. */
+static int flowers_write_split(const char *dir, const char *split, int shards, photo *v, size_t n,
+                               char *const *classes, int n_classes, uint64_t *skipped,
+                               sb_err *err) {
+    tjhandle tj = tjInitDecompress();
+    if (!tj) return sb_err_set(err, SB_E_JPEG, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+    ex_builder b;
+    ex_buf buf;
+    ex_builder_init(&b);
+    ex_buf_init(&buf);
+    int rc = 0;
+    size_t per = (n + (size_t)shards - 1) / (size_t)shards;
+    sb_progress bar;
+    sb_progress_init(&bar, split, "img", n);
+    for (int s = 0; s < shards && !rc; s++) {
+        char path[4096];
+        dsf_shard_path(path, sizeof path, dir, split, s, shards);
+        rec_lmdb_writer *w;
+        if ((rc = rec_lmdb_writer_open(path, NULL, &w, err))) break;
+        for (size_t i = (size_t)s * per; i < SB_MIN(n, (size_t)(s + 1) * per) && !rc; i++) {
+            int width, height, subsamp, cs;
+            if (v[i].n > (size_t)ULONG_MAX ||
+                tjDecompressHeader3(tj, v[i].data, (unsigned long)v[i].n, &width, &height,
+                                    &subsamp, &cs) != 0) {
+                sb_warn("skipped %s/%s: not a JPEG: %s", v[i].cls, v[i].name, tjGetErrorStr2(tj));
+                (*skipped)++;
+                continue;
+            }
+            int label = 0;
+            while (label < n_classes && strcmp(classes[label], v[i].cls)) label++;
+            ex_image img = {
+                .encoded = v[i].data,
+                .encoded_len = v[i].n,
+                .format = "jpg", /* slim's flowers writes b'jpg' */
+                .colorspace = cs == TJCS_GRAY ? "Grayscale" : cs == TJCS_CMYK || cs == TJCS_YCCK ? "CMYK" : "RGB",
+                .channels = cs == TJCS_GRAY ? 1 : cs == TJCS_CMYK || cs == TJCS_YCCK ? 4 : 3,
+                .height = height,
+                .width = width,
+                .label = label,
+                .text = v[i].cls,
+                .filename = v[i].name,
+            };
+            ex_encode_image(&img, &b, &buf);
+            rc = rec_lmdb_writer_put(w, buf.data, buf.len, err);
+            sb_progress_update(&bar, i + 1);
+        }
+        if (rc) rec_lmdb_writer_abort(w);
+        else rc = rec_lmdb_writer_commit(w, err);
+    }
+    if (!rc) sb_progress_finish(&bar);
+    ex_buf_fini(&buf);
+    ex_builder_fini(&b);
+    tjDestroy(tj);
+    return rc;
+}
+
+static int flowers_convert(const dsf_dataset *ds, const char *dir, const char *tgz, int todo,
+                           sb_err *err) {
+    photo_set ps = {0};
+    char **classes = NULL;
+    int n_classes = 0;
+    uint64_t skipped = 0;
+    int rc = tar_gz_each(tgz, flowers_want, flowers_keep, &ps, err);
+    if (!rc && ps.count <= FLOWERS_VALIDATION)
+        rc = sb_err_set(err, SB_E_FORMAT, "%s: %zu photos under flower_photos/<class>/, need more "
+                        "than the %d validation photos", tgz, ps.count, FLOWERS_VALIDATION);
+    if (!rc) {
+        qsort(ps.v, ps.count, sizeof *ps.v, cmp_photo);
+        classes = sb_xmalloc(ps.count * sizeof *classes);
+        for (size_t i = 0; i < ps.count; i++)
+            if (!n_classes || strcmp(classes[n_classes - 1], ps.v[i].cls))
+                classes[n_classes++] = ps.v[i].cls;
+        uint64_t seed = 0;
+        for (size_t i = ps.count - 1; i > 0; i--) {
+            size_t j = (size_t)(splitmix64(&seed) % (i + 1));
+            photo t = ps.v[i];
+            ps.v[i] = ps.v[j];
+            ps.v[j] = t;
+        }
+        const dsf_split *tr = &ds->splits[0], *va = &ds->splits[1];
+        if (todo & 1)
+            rc = flowers_write_split(dir, tr->name, tr->num_shards, ps.v + FLOWERS_VALIDATION,
+                                     ps.count - FLOWERS_VALIDATION, classes, n_classes, &skipped,
+                                     err);
+        if (!rc && (todo & 2))
+            rc = flowers_write_split(dir, va->name, va->num_shards, ps.v, FLOWERS_VALIDATION,
+                                     classes, n_classes, &skipped, err);
+    }
+    if (!rc && skipped) sb_warn("flowers: %llu files skipped (not JPEG)", (unsigned long long)skipped);
+    if (!rc) {
+        char *path = join(dir, "labels.txt");
+        rc = dsf_labels_write(path, NULL, (const char *const *)classes, n_classes, err);
+        free(path);
+    }
+    free(classes);
+    photo_set_free(&ps);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static int write_labels(const dsf_dataset *ds, const char *dir, sb_err *err) {
@@ -364,35 +551,42 @@ static void remove_download(const char *path, const dsf_convert_opts *o) {
 int dsf_download_and_convert(const dsf_dataset *ds, const char *dir, const dsf_convert_opts *o,
                              sb_err *err) {
     int is_mnist = !strcmp(ds->name, "mnist"), is_fashion = !strcmp(ds->name, "fashion_mnist");
-    int is_cifar = !strcmp(ds->name, "cifar10");
-    if (!is_mnist && !is_fashion && !is_cifar)
+    int is_cifar = !strcmp(ds->name, "cifar10"), is_flowers = !strcmp(ds->name, "flowers");
+    if (!is_mnist && !is_fashion && !is_cifar && !is_flowers)
         return sb_err_set(err, SB_E_UNSUPPORTED,
                           "--dataset_name=%s: download_and_convert_data supports mnist, "
-                          "fashion_mnist and cifar10",
+                          "fashion_mnist, cifar10 and flowers",
                           ds->name);
     int rc = sb_mkdirs(dir, err);
     if (rc) return rc;
     char shards[2][4096];
     int todo = 0;
-    for (int s = 0; s < 2; s++) {
-        dsf_shard_path(shards[s], sizeof shards[s], dir, ds->splits[s].name, 0, 1);
-        if (access(shards[s], F_OK) == 0) sb_info("%s already exists; skipping", shards[s]);
+    for (int s = 0; s < 2; s++) { /* a split is done when all its shards exist */
+        int n = ds->splits[s].num_shards, have = 0;
+        for (int k = 0; k < n; k++) {
+            dsf_shard_path(shards[s], sizeof shards[s], dir, ds->splits[s].name, k, n);
+            have += access(shards[s], F_OK) == 0;
+        }
+        dsf_shard_path(shards[s], sizeof shards[s], dir, ds->splits[s].name, 0, n);
+        if (have == n) sb_info("%s split already exists; skipping", ds->splits[s].name);
         else todo |= 1 << s;
     }
-    if (todo && is_cifar) {
-        const char *base = o->source_url ? o->source_url : CIFAR10_URL;
+    if (todo && (is_cifar || is_flowers)) {
+        const char *base = o->source_url ? o->source_url : is_cifar ? CIFAR10_URL : FLOWERS_URL;
         char *local = NULL;
         cifar_batches cb = {0};
-        rc = fetch(base, dir, &k_cifar10, o, &local, err);
+        rc = fetch(base, dir, is_cifar ? &k_cifar10 : &k_flowers, o, &local, err);
         cb.path = local;
-        if (!rc) rc = cifar_read_tar(&cb, err);
-        if (!rc && (todo & 1)) rc = cifar_write(ds, cb.batch, cb.size, 5, shards[0], err);
-        if (!rc && (todo & 2)) rc = cifar_write(ds, cb.batch + 5, cb.size + 5, 1, shards[1], err);
+        if (!rc && is_flowers) rc = flowers_convert(ds, dir, local, todo, err);
+        if (!rc && is_cifar) rc = cifar_read_tar(&cb, err);
+        if (!rc && is_cifar && (todo & 1)) rc = cifar_write(ds, cb.batch, cb.size, 5, shards[0], err);
+        if (!rc && is_cifar && (todo & 2))
+            rc = cifar_write(ds, cb.batch + 5, cb.size + 5, 1, shards[1], err);
         for (int i = 0; i < 6; i++) free(cb.batch[i]);
         if (!rc) remove_download(local, o);
         free(local);
     }
-    for (int s = 0; s < 2 && !rc && !is_cifar; s++) {
+    for (int s = 0; s < 2 && !rc && (is_mnist || is_fashion); s++) {
         if (!(todo & (1 << s))) continue;
         const remote_file *files = is_mnist ? k_mnist[s] : k_fashion[s];
         const char *base = o->source_url ? o->source_url : is_mnist ? MNIST_URL : FASHION_URL;
@@ -407,6 +601,7 @@ int dsf_download_and_convert(const dsf_dataset *ds, const char *dir, const dsf_c
         free(images);
         free(labels);
     }
-    if (!rc) rc = write_labels(ds, dir, err);
+    /* flowers' classes come from the archive's directories; flowers_convert wrote them */
+    if (!rc && !is_flowers) rc = write_labels(ds, dir, err);
     return rc;
 }

@@ -1,5 +1,5 @@
 /* launcher/download_and_convert_data.c — slim's download_and_convert_data: fetch mnist,
- * fashion_mnist or cifar10 and write its LMDB shards and labels.txt into --dataset_dir. */
+ * fashion_mnist, cifar10 or flowers and write its LMDB shards and labels.txt into --dataset_dir. */
 #include <stdio.h>
 
 #include "core/sb.h"
@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     flags_values_init(&flags_download_table, &df);
     const flags_binding bindings[] = {{&flags_download_table, &df}};
     const flags_spec spec = {k_prog,
-                             "Downloads and converts a data set (mnist, fashion_mnist, cifar10) "
+                             "Downloads and converts a data set (mnist, fashion_mnist, cifar10, flowers) "
                              "to LMDB shards and labels.txt.",
                              bindings, SB_ARRAY_LEN(bindings)};
     sb_err err;

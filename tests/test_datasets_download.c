@@ -6,7 +6,8 @@
  * tests can check what the client asked for. Then: resume after a cut, resume of an earlier
  * run's .part, a server without ranges, checksum mismatch, 404 without retries; and the command
  * on Debian's fashion-mnist over file:// (counts, labels and pixels against the IDX files), on
- * the same files over HTTP as mnist, and on a generated CIFAR-10 binary tarball. */
+ * the same files over HTTP as mnist, on a generated CIFAR-10 binary tarball, and on a generated
+ * flower_photos.tgz (JPEG bytes kept, sizes, labels, a non-JPEG skipped). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <turbojpeg.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -419,6 +421,7 @@ static void test_mnist_over_http_and_errors(void **state) {
     free(out);
     assert_int_equal(
         tu_run(&out, "{bin}/download_and_convert_data --dataset_name=imagenet --dataset_dir=%s", out_dir), 2);
+    assert_non_null(strstr(out, "mnist, fashion_mnist, cifar10 and flowers"));
     free(out);
     tu_remove_tree(dir);
 }
@@ -501,12 +504,119 @@ static void test_cifar10_tarball(void **state) {
     tu_remove_tree(dir);
 }
 
+static const char *const k_flower_classes[] = {"daisy", "dandelion", "roses", "sunflowers", "tulips"};
+
+/* A small JPEG of h x w (grey when gray) into path. */
+static void write_jpeg(const char *path, int h, int w, int gray, int seed) {
+    tjhandle tj = tjInitCompress();
+    assert_non_null(tj);
+    int c = gray ? 1 : 3;
+    uint8_t *px = malloc((size_t)(h * w * c));
+    for (int i = 0; i < h * w * c; i++) px[i] = (uint8_t)(i * 7 + seed * 13);
+    unsigned char *jpeg = NULL;
+    unsigned long n = 0;
+    assert_int_equal(tjCompress2(tj, px, w, 0, h, gray ? TJPF_GRAY : TJPF_RGB, &jpeg, &n,
+                                 gray ? TJSAMP_GRAY : TJSAMP_420, 90, 0), 0);
+    sb_err e;
+    assert_int_equal(sb_atomic_write(path, jpeg, n, &e), 0);
+    tjFree(jpeg);
+    free(px);
+    tjDestroy(tj);
+}
+
+static void test_flowers_tarball(void **state) {
+    (void)state;
+    char dir[256], src[300], out_dir[300], a[800];
+    tu_make_tmpdir(dir, sizeof dir);
+    snprintf(src, sizeof src, "%s/src", dir);
+    snprintf(out_dir, sizeof out_dir, "%s/flowers", dir);
+    sb_err e;
+    int total = 0;
+    for (int c = 0; c < 5; c++) {
+        snprintf(a, sizeof a, "%s/flower_photos/%s", src, k_flower_classes[c]);
+        assert_int_equal(sb_mkdirs(a, &e), 0);
+        for (int i = 0; i < 72 + (c == 2); i++, total++) {
+            snprintf(a, sizeof a, "%s/flower_photos/%s/%d_%d.jpg", src, k_flower_classes[c], c, i);
+            write_jpeg(a, 8 + i % 5, 10 + c, c == 2 && i == 72, i);
+        }
+    }
+    snprintf(a, sizeof a, "%s/flower_photos/daisy/notes.txt", src);
+    assert_int_equal(sb_atomic_write(a, "not a photo", 11, &e), 0);
+    snprintf(a, sizeof a, "%s/flower_photos/LICENSE.txt", src);
+    assert_int_equal(sb_atomic_write(a, "license", 7, &e), 0);
+    char *out;
+    assert_int_equal(tu_run(&out, "cd %s && tar czf flower_photos.tgz flower_photos", src), 0);
+    free(out);
+    int rc = tu_run(&out, "{bin}/download_and_convert_data --dataset_name=flowers --dataset_dir=%s "
+                          "--source_url=file://%s", out_dir, src);
+    if (rc) fail_msg("exit %d: %s", rc, out);
+    assert_non_null(strstr(out, "skipped daisy/notes.txt: not a JPEG"));
+    free(out);
+    /* every photo once, in 5 + 5 shards, its bytes, size and label intact */
+    uint64_t seen = 0, val = 0;
+    ex_example ex;
+    ex_init(&ex);
+    for (int sp = 0; sp < 2; sp++)
+        for (int k = 0; k < 5; k++) {
+            snprintf(a, sizeof a, "%s/%s-%05d-of-00005", out_dir, sp ? "validation" : "train", k);
+            rec_lmdb_reader *r;
+            if (rec_lmdb_reader_open(a, &r, &e)) fail_msg("%s", e.msg);
+            const uint8_t *d, *p;
+            size_t n, pn, cnt;
+            uint64_t idx;
+            while (rec_lmdb_reader_next(r, &d, &n, &idx, &e) == 0) {
+                seen++;
+                val += sp;
+                assert_int_equal(ex_decode(&ex, d, n, &e), 0);
+                char cls[64], name[64];
+                assert_int_equal(ex_get_bytes(&ex, "image/class/text", 0, &p, &pn), 0);
+                snprintf(cls, sizeof cls, "%.*s", (int)pn, (const char *)p);
+                assert_int_equal(ex_get_bytes(&ex, "image/filename", 0, &p, &pn), 0);
+                snprintf(name, sizeof name, "%.*s", (int)pn, (const char *)p);
+                int64_t label, h, w, ch;
+                assert_int_equal(ex_get_int64(&ex, "image/class/label", &label, 1, &cnt), 0);
+                assert_string_equal(k_flower_classes[label], cls);
+                int c, i;
+                assert_int_equal(sscanf(name, "%d_%d.jpg", &c, &i), 2);
+                assert_int_equal(c, label);
+                assert_int_equal(ex_get_int64(&ex, "image/height", &h, 1, &cnt), 0);
+                assert_int_equal(ex_get_int64(&ex, "image/width", &w, 1, &cnt), 0);
+                assert_int_equal(ex_get_int64(&ex, "image/channels", &ch, 1, &cnt), 0);
+                assert_int_equal(h, 8 + i % 5);
+                assert_int_equal(w, 10 + c);
+                assert_int_equal(ch, c == 2 && i == 72 ? 1 : 3);
+                snprintf(a, sizeof a, "%s/flower_photos/%s/%s", src, cls, name);
+                char *file;
+                size_t fn;
+                assert_int_equal(sb_read_file(a, &file, &fn, &e), 0);
+                assert_int_equal(ex_get_bytes(&ex, "image/encoded", 0, &p, &pn), 0);
+                assert_int_equal(pn, fn);
+                assert_memory_equal(p, file, fn);
+                free(file);
+            }
+            rec_lmdb_reader_close(r);
+        }
+    ex_fini(&ex);
+    assert_int_equal(seen, (uint64_t)total);
+    assert_true(val == 350 || val == 349); /* notes.txt may have been drawn for validation */
+    snprintf(a, sizeof a, "%s/labels.txt", out_dir);
+    char *text;
+    size_t n;
+    assert_int_equal(sb_read_file(a, &text, &n, &e), 0);
+    assert_string_equal(text, "0:daisy\n1:dandelion\n2:roses\n3:sunflowers\n4:tulips\n");
+    free(text);
+    snprintf(a, sizeof a, "%s/flower_photos.tgz", out_dir);
+    assert_int_not_equal(access(a, F_OK), 0);
+    tu_remove_tree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fetch_resume_and_errors),
         cmocka_unit_test(test_fashion_mnist_file_url),
         cmocka_unit_test(test_mnist_over_http_and_errors),
         cmocka_unit_test(test_cifar10_tarball),
+        cmocka_unit_test(test_flowers_tarball),
     };
     return cmocka_run_group_tests_name("datasets_download", tests, NULL, NULL);
 }

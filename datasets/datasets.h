@@ -300,8 +300,8 @@ const char *const *dsf_class_names(const dsf_dataset *ds);
  * =========================================================================================== */
 
 typedef struct dl_opts {
-    int retries;             /* attempts after the first (default 5 when all opts are zero) */
-    int retry_delay_ms;      /* wait before retry k: k * retry_delay_ms (default 1000) */
+    int retries;             /* attempts after the first (opts NULL: 5) */
+    int retry_delay_ms;      /* wait before retry k: k * retry_delay_ms (opts NULL: 1000) */
     int progress;            /* progress bar on stderr */
     long low_speed_secs;     /* abort an attempt that moves < 1 byte/s for this long (0: 60) */
 } dl_opts;

@@ -59,6 +59,7 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         if (merge_ok && kw == 0 && ci == 0 && kend - k >= KW * IC) len = KW * IC;
         kn_seg *g = &segs[ns++];
         g->len = len;
+        int nz = 0;
         for (int r = 0; r < KN_MR; r++) {
             const float *p = kn_zeros;
             if (r < mr) {
@@ -67,7 +68,9 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
                     p = img[r] + ((ptrdiff_t)ih * s->IW + iw) * IC + ci;
             }
             g->row[r] = p;
+            nz |= p != kn_zeros;
         }
+        if (!nz) g->len = -len;
         k += len;
     }
     return ns;
@@ -85,6 +88,13 @@ static void cv_check(const conv2d_shape *s) {
     SB_ASSERT(s->OW == (s->IW + s->PL + s->PR - s->KW) / s->SW + 1);
 }
 
+/* A window that covers the whole unpadded input once (vgg's fc6 as a 7x7 VALID conv on 7x7, or
+ * any 1x1 conv on a 1x1 map) is a fully connected layer: x is (N, KH*KW*IC) as it lies. */
+static int cv_is_fc(const conv2d_shape *s) {
+    return s->OH == 1 && s->OW == 1 && s->KH == s->IH && s->KW == s->IW && s->PT == 0 &&
+           s->PL == 0 && s->PB == 0 && s->PR == 0;
+}
+
 void conv2d_forward(float *y, const float *x, const float *w, const float *b,
                     const conv2d_shape *s, void *ws) {
     cv_check(s);
@@ -92,8 +102,13 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b,
     cv_ctx c = {.s = s, .x = x, .w = w};
     kn_gemm_plan p = {.M = s->N * s->OH * s->OW, .N = s->OC, .K = K,
                       .kc = kn_pick_kc(K, s->IC), .a_segs = fwd_segs, .actx = &c,
-                      .b_pack = fwd_bpack, .bctx = &c, .c = y, .ldc = s->OC, .alpha = 1.0f,
-                      .beta = 0.0f, .bias = b};
+                      .b_pack = fwd_bpack, .bctx = &c, .b_direct = w, .b_ld = s->OC, .c = y,
+                      .ldc = s->OC, .alpha = 1.0f, .beta = 0.0f, .bias = b};
+    kn_sgemm_ctx g;
+    if (cv_is_fc(s)) { /* y(N, OC) = x(N, K) . w(K, OC) */
+        kn_sgemm_plan(&p, &g, 0, 0, s->N, s->OC, K, 1.0f, x, K, w, s->OC, 0.0f, y, s->OC);
+        p.bias = b;
+    }
 #pragma omp parallel
     {
         const int ith = omp_get_thread_num();
@@ -137,6 +152,7 @@ static int bwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         const int len = SB_MIN(OC - oc, kend - k);
         kn_seg *g = &segs[ns++];
         g->len = len;
+        int nz = 0;
         for (int r = 0; r < KN_MR; r++) {
             const float *p = kn_zeros;
             if (r < mr) {
@@ -146,7 +162,9 @@ static int bwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
                     p = img[r] + ((ptrdiff_t)oh * s->OW + ow) * OC + oc;
             }
             g->row[r] = p;
+            nz |= p != kn_zeros;
         }
+        if (!nz) g->len = -len;
         k += len;
     }
     return ns;
@@ -189,6 +207,19 @@ static float *bwd_crow(const void *ctx, int i) {
 void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv2d_shape *s,
                           void *ws) {
     cv_check(s);
+    if (cv_is_fc(s)) { /* dx(N, K) = dy(N, OC) . w(K, OC)^T */
+        const int K = s->KH * s->KW * s->IC;
+        kn_gemm_plan p;
+        kn_sgemm_ctx g;
+        kn_sgemm_plan(&p, &g, 0, 1, s->N, K, s->OC, 1.0f, dy, s->OC, w, s->OC, 0.0f, dx, K);
+#pragma omp parallel
+        {
+            const int ith = omp_get_thread_num();
+            kn_thread_ws tw = kn_thread_ws_get(ws, ith);
+            kn_gemm_run_split(&p, ith, omp_get_num_threads(), &tw);
+        }
+        return;
+    }
 #pragma omp parallel
     {
         const int ith = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -329,7 +360,7 @@ typedef struct bwf_mode {
 static bwf_mode bwf_choose(const conv2d_shape *s) {
     const size_t Kp = (size_t)s->KH * s->KW * s->IC, out = Kp * s->OC;
     bwf_mode m = {0};
-    if (out <= CV_PARTIAL_MAX) {
+    if (out <= CV_PARTIAL_MAX && !cv_is_fc(s)) {
         m.split_reduction = 1;
         m.orient2 = Kp >= (size_t)s->OC;
         m.partial_floats = out;
@@ -374,16 +405,23 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                     p.ldc = Kp;
                 } else {
                     p.M = Kp, p.N = OC, p.a_pack = bwf1_apack, p.b_pack = bwf1_bpack;
+                    p.b_direct = dy + c.pbase * OC, p.b_ld = OC;
                     p.ldc = OC;
                 }
                 kn_gemm_run(&p, 0, p.M, 0, p.N, &tw);
             } else {
                 memset(part, 0, sizeof(float) * mode.partial_floats);
             }
+        } else if (cv_is_fc(s)) { /* dw(K, OC) += x(N, K)^T . dy(N, OC) */
+            kn_gemm_plan p;
+            kn_sgemm_ctx g;
+            kn_sgemm_plan(&p, &g, 1, 0, Kp, OC, s->N, 1.0f, x, Kp, dy, OC, 1.0f, dw, OC);
+            kn_gemm_run_split(&p, ith, nth, &tw);
         } else {
             kn_gemm_plan p = {.M = Kp, .N = OC, .K = (int)P, .kc = kn_pick_kc((int)P, 1),
                               .a_pack = bwf1_apack, .actx = &c, .b_pack = bwf1_bpack,
-                              .bctx = &c, .c = dw, .ldc = OC, .alpha = 1.0f, .beta = 1.0f};
+                              .bctx = &c, .b_direct = dy, .b_ld = OC, .c = dw, .ldc = OC,
+                              .alpha = 1.0f, .beta = 1.0f};
             kn_gemm_run_split(&p, ith, nth, &tw);
         }
         if (db) {

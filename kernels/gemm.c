@@ -59,10 +59,16 @@ static void merge_tile(const kn_gemm_plan *p, float *const *crow, int i0, int j0
     }
 }
 
-/* One MR-row micro-panel of A against the packed B block (kc x nc, first column jc). */
+/* Below this many rows per thread, B panels are read in place when the plan allows it: packing
+ * would cost about as much as the few micro-tiles that reuse each packed panel. */
+#define KN_DIRECT_B_ROWS (8 * KN_MR)
+
+/* One MR-row micro-panel of A against the B block (kc x nc, first column jc): packed panels at
+ * bblk, or, when bdir is set, full panels read in place from bdir (row stride p->b_ld, block
+ * origin) and only the ragged last panel packed at bblk. */
 static void run_panel(const kn_gemm_plan *p, int i0, int mr, const kn_seg *segs, int nseg,
-                      const float *apanel, int kc, const float *bblk, int jc, int nc, float beta,
-                      const float *bias, float *tile) {
+                      const float *apanel, int kc, const float *bblk, const float *bdir, int jc,
+                      int nc, float beta, const float *bias, float *tile) {
     float *crow[KN_MR];
     ptrdiff_t ldc = 0;
     int uniform = !p->c_trans && mr == KN_MR;
@@ -78,14 +84,19 @@ static void run_panel(const kn_gemm_plan *p, int i0, int mr, const kn_seg *segs,
     for (int jr = 0; jr < nc; jr += KN_NR) {
         const int nr = SB_MIN(KN_NR, nc - jr);
         const float *bp = bblk + (size_t)(jr / KN_NR) * kc * KN_NR;
+        ptrdiff_t ldb = KN_NR;
+        if (bdir) {
+            if (nr == KN_NR) bp = bdir + jr, ldb = p->b_ld;
+            else bp = bblk;
+        }
         const float *bs = bias ? bias + jc + jr : NULL;
         if (uniform && nr == KN_NR) {
             float *c = crow[0] + jc + jr;
-            if (apanel) kn_ukernel_packed(kc, apanel, bp, c, ldc, p->alpha, beta, bs);
-            else kn_ukernel_indirect(nseg, segs, bp, c, ldc, p->alpha, beta, bs);
+            if (apanel) kn_ukernel_packed(kc, apanel, bp, ldb, c, ldc, p->alpha, beta, bs);
+            else kn_ukernel_indirect(nseg, segs, bp, ldb, c, ldc, p->alpha, beta, bs);
         } else {
-            if (apanel) kn_ukernel_packed(kc, apanel, bp, tile, KN_NR, 1.0f, 0.0f, NULL);
-            else kn_ukernel_indirect(nseg, segs, bp, tile, KN_NR, 1.0f, 0.0f, NULL);
+            if (apanel) kn_ukernel_packed(kc, apanel, bp, ldb, tile, KN_NR, 1.0f, 0.0f, NULL);
+            else kn_ukernel_indirect(nseg, segs, bp, ldb, tile, KN_NR, 1.0f, 0.0f, NULL);
             merge_tile(p, crow, i0, jc + jr, mr, nr, tile, beta, bs);
         }
     }
@@ -96,11 +107,19 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     SB_ASSERT(p->K > 0 && p->kc > 0 && p->kc <= KN_KC);
     SB_ASSERT((p->a_segs != NULL) != (p->a_pack != NULL));
     kn_seg segs[KN_KC];
+    const int direct = p->b_direct && m1 - m0 <= KN_DIRECT_B_ROWS;
     for (int jc = n0; jc < n1; jc += KN_NC) {
         const int nc = SB_MIN(KN_NC, n1 - jc);
         for (int pc = 0; pc < p->K; pc += p->kc) {
             const int kc = SB_MIN(p->kc, p->K - pc);
-            p->b_pack(p->bctx, w->b, pc, kc, jc, nc);
+            const float *bdir = NULL;
+            if (direct) {
+                bdir = p->b_direct + (ptrdiff_t)pc * p->b_ld + jc;
+                const int tail = nc % KN_NR;
+                if (tail) p->b_pack(p->bctx, w->b, pc, kc, jc + nc - tail, tail);
+            } else {
+                p->b_pack(p->bctx, w->b, pc, kc, jc, nc);
+            }
             const float beta = pc == 0 ? p->beta : 1.0f;
             const float *bias = pc == 0 ? p->bias : NULL;
             if (p->a_pack) {
@@ -109,15 +128,15 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                     p->a_pack(p->actx, w->a, ic, mc, pc, kc);
                     for (int ir = 0; ir < mc; ir += KN_MR)
                         run_panel(p, ic + ir, SB_MIN(KN_MR, mc - ir), NULL, 0,
-                                  w->a + (size_t)(ir / KN_MR) * kc * KN_MR, kc, w->b, jc, nc,
-                                  beta, bias, w->tile);
+                                  w->a + (size_t)(ir / KN_MR) * kc * KN_MR, kc, w->b, bdir, jc,
+                                  nc, beta, bias, w->tile);
                 }
             } else {
                 for (int ir = m0; ir < m1; ir += KN_MR) {
                     const int mr = SB_MIN(KN_MR, m1 - ir);
                     const int nseg = p->a_segs(p->actx, ir, mr, pc, kc, segs);
                     SB_DASSERT(nseg >= 0 && nseg <= KN_KC);
-                    run_panel(p, ir, mr, segs, nseg, NULL, kc, w->b, jc, nc, beta, bias,
+                    run_panel(p, ir, mr, segs, nseg, NULL, kc, w->b, bdir, jc, nc, beta, bias,
                               w->tile);
                 }
             }
@@ -223,6 +242,7 @@ void kn_sgemm_plan(kn_gemm_plan *p, kn_sgemm_ctx *g, int trans_a, int trans_b, i
     if (trans_a) p->a_pack = sg_a_pack_t;
     else p->a_segs = sg_a_segs;
     p->b_pack = trans_b ? sg_b_pack_t : sg_b_pack_n;
+    if (!trans_b) p->b_direct = B, p->b_ld = ldb;
 }
 
 void kn_scale_rows(float *C, int ldc, int i0, int i1, int N, float beta) {

@@ -18,7 +18,8 @@
 
 #include "kernels/simd.h"
 
-/* One segment of an indirect A micro-panel: rows[i][0..len) are A(i, k0..k0+len). */
+/* One segment of an indirect A micro-panel: rows[i][0..len) are A(i, k0..k0+len). A negative
+ * len marks -len k steps whose rows are all zeros (padding): the kernel skips them. */
 typedef struct kn_seg {
     const float *row[KN_MR];
     int len;
@@ -29,13 +30,13 @@ extern const float kn_zeros[KN_KC];
 
 /* Micro-kernels (ukernel_<isa>.c). Both compute acc = A_panel . B_panel over the whole k range
  * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR, j < KN_NR with row
- * stride ldc; beta == 0 never reads C; bias may be NULL. b is a packed micro-panel (64-byte
- * aligned, KN_NR floats per k). */
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, ptrdiff_t ldc,
-                         float alpha, float beta, const float *bias);
+ * stride ldc; beta == 0 never reads C; bias may be NULL. b holds KN_NR floats per k, rows ldb
+ * apart: a packed micro-panel (ldb = KN_NR) or B itself. */
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
+                         ptrdiff_t ldc, float alpha, float beta, const float *bias);
 /* a: packed micro-panel, KN_MR floats per k, kc steps. */
-void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                       float alpha, float beta, const float *bias);
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, float alpha, float beta, const float *bias);
 
 /* A GEMM described by callbacks. Exactly one of a_segs / a_pack is set. */
 typedef struct kn_gemm_plan {
@@ -52,6 +53,10 @@ typedef struct kn_gemm_plan {
      * floats, element (k, j) at dst[(j/NR)*kc*NR + k*NR + j%NR], columns >= nc zero. */
     void (*b_pack)(const void *ctx, float *dst, int k0, int kc, int j0, int nc);
     const void *bctx;
+    /* Optional: B is also plain row-major, B(k, j) = b_direct[k*b_ld + j]. When a thread has few
+     * rows the engine then reads full B panels in place instead of packing them. */
+    const float *b_direct;
+    ptrdiff_t b_ld;
     /* C: element (i, j) at c_row(cctx, i)[j] when c_row is set, else c[i*ldc + j], or
      * c[j*ldc + i] when c_trans. */
     float *(*c_row)(const void *ctx, int i);

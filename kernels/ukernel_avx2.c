@@ -29,14 +29,18 @@ UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float al
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, ptrdiff_t ldc,
-                         float alpha, float beta, const float *bias) {
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
+                         ptrdiff_t ldc, float alpha, float beta, const float *bias) {
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
     for (int s = 0; s < nseg; s++) {
+        if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
+            b += (ptrdiff_t)-seg[s].len * ldb;
+            continue;
+        }
         const float *a[KN_MR];
 #pragma GCC unroll 16
         for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
@@ -44,21 +48,21 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, 
         for (int k = 0; k < len; k++) {
             __m256 bv[NV];
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) bv[v] = _mm256_load_ps(b + 8 * v);
+            for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 16
             for (int i = 0; i < KN_MR; i++) {
                 const __m256 ai = _mm256_set1_ps(a[i][k]);
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
             }
-            b += KN_NR;
+            b += ldb;
         }
     }
     uk_store(acc, c, ldc, alpha, beta, bias);
 }
 
-void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                       float alpha, float beta, const float *bias) {
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, float alpha, float beta, const float *bias) {
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -67,7 +71,7 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff
     for (int k = 0; k < kc; k++) {
         __m256 bv[NV];
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) bv[v] = _mm256_load_ps(b + 8 * v);
+        for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 16
         for (int i = 0; i < KN_MR; i++) {
             const __m256 ai = _mm256_set1_ps(a[i]);
@@ -75,7 +79,7 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff
             for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
         }
         a += KN_MR;
-        b += KN_NR;
+        b += ldb;
     }
     uk_store(acc, c, ldc, alpha, beta, bias);
 }

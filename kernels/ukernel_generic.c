@@ -40,14 +40,18 @@ UK_INLINE void uk_store(v4 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha,
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, ptrdiff_t ldc,
-                         float alpha, float beta, const float *bias) {
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
+                         ptrdiff_t ldc, float alpha, float beta, const float *bias) {
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = v4_splat(0.0f);
     for (int s = 0; s < nseg; s++) {
+        if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
+            b += (ptrdiff_t)-seg[s].len * ldb;
+            continue;
+        }
         const float *a[KN_MR];
 #pragma GCC unroll 16
         for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
@@ -62,14 +66,14 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, float *c, 
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
             }
-            b += KN_NR;
+            b += ldb;
         }
     }
     uk_store(acc, c, ldc, alpha, beta, bias);
 }
 
-void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                       float alpha, float beta, const float *bias) {
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, float alpha, float beta, const float *bias) {
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -86,7 +90,7 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, float *c, ptrdiff
             for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
         }
         a += KN_MR;
-        b += KN_NR;
+        b += ldb;
     }
     uk_store(acc, c, ldc, alpha, beta, bias);
 }

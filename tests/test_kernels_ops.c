@@ -194,6 +194,60 @@ static void test_bn_null_gamma_beta(void **state) {
     free(x), free(y0), free(y1), free(ones), free(zeros), free(m), free(r), free(dx0), free(dx1);
 }
 
+/* More channels than one sweep of the channel-wise reductions (BN_W, BIAS_W, GAP_W = 1024), on
+ * enough rows to run in parallel: batch norm forward/backward, bias gradient and global average
+ * pool against double references computed here. */
+static void test_wide_channels(void **state) {
+    (void)state;
+    const int M = 29, C = 2100;
+    const size_t n = (size_t)M * C;
+    const bn_param p = {.M = M, .C = C, .eps = 1e-3f, .decay = 0.9f};
+    float *x = fbuf(n), *dy = fbuf(n), *g = fbuf(C), *b = fbuf(C), *y = fbuf(n), *dx = fbuf(n);
+    float *mean = fbuf(C), *rstd = fbuf(C), *dg = fbuf(C), *db = fbuf(C), *bdb = fbuf(C);
+    float *wy = fbuf(n), *wdx = fbuf(n), *wdg = fbuf(C), *wdb = fbuf(C), *gap = fbuf(C);
+    float *wgap = fbuf(C);
+    fill_uniform(x, n, 31);
+    fill_uniform(dy, n, 32);
+    fill_uniform(g, C, 33);
+    fill_uniform(b, C, 34);
+    for (int c = 0; c < C; c++) {
+        double mu = 0.0, var = 0.0, sdy = 0.0, sdyx = 0.0;
+        for (int m = 0; m < M; m++) mu += x[(size_t)m * C + c];
+        mu /= M;
+        for (int m = 0; m < M; m++) {
+            const double d = x[(size_t)m * C + c] - mu;
+            var += d * d;
+        }
+        var /= M;
+        const double rs = 1.0 / sqrt(var + 1e-3);
+        for (int m = 0; m < M; m++) {
+            const size_t i = (size_t)m * C + c;
+            wy[i] = (float)(g[c] * (x[i] - mu) * rs + b[c]);
+            sdy += dy[i];
+            sdyx += dy[i] * (x[i] - mu) * rs;
+        }
+        for (int m = 0; m < M; m++) {
+            const size_t i = (size_t)m * C + c;
+            wdx[i] = (float)(g[c] * rs * (dy[i] - sdy / M - (x[i] - mu) * rs * sdyx / M));
+        }
+        wdg[c] = (float)sdyx;
+        wdb[c] = (float)sdy;
+        wgap[c] = (float)(mu);
+    }
+    bn_forward_train(y, mean, rstd, NULL, NULL, x, g, b, &p);
+    check_close("wide bn y", y, wy, n);
+    bn_backward(dx, dg, db, dy, x, mean, rstd, g, &p);
+    check_close("wide bn dx", dx, wdx, n);
+    check_close("wide bn dgamma", dg, wdg, C);
+    check_close("wide bn dbeta", db, wdb, C);
+    bias_add_backward(bdb, dy, M, C);
+    check_close("wide bias db", bdb, wdb, C);
+    global_avgpool_forward(gap, x, 1, M, C); /* one image of M pixels: the mean over rows */
+    check_close("wide gap y", gap, wgap, C);
+    free(x), free(dy), free(g), free(b), free(y), free(dx), free(mean), free(rstd), free(dg);
+    free(db), free(bdb), free(wy), free(wdx), free(wdg), free(wdb), free(gap), free(wgap);
+}
+
 /* ---- pooling ------------------------------------------------------------------------------ */
 
 static void run_pool_case(const char *cs) {
@@ -538,6 +592,7 @@ int main(void) {
         cmocka_unit_test(test_bn_tail_offset_mean),
         cmocka_unit_test(test_bn_large_mean),
         cmocka_unit_test(test_bn_null_gamma_beta),
+        cmocka_unit_test(test_wide_channels),
         cmocka_unit_test(test_pool_cases),
         cmocka_unit_test(test_maxpool_negative_inputs_ignore_padding),
         cmocka_unit_test(test_global_avgpool),

@@ -62,8 +62,3 @@ void synthetic_source_create(data_source *src, int N, int H, int W, int C, int n
     src->destroy = synth_destroy;
     src->ctx = s;
 }
-
-void data_source_destroy(data_source *src) {
-    if (src && src->destroy) src->destroy(src->ctx);
-    if (src) memset(src, 0, sizeof *src);
-}

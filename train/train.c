@@ -293,6 +293,7 @@ static int step_csv_row(const char *path, int64_t step, double loss, float lr, d
 static int setup(trainer *t, const train_config *c, sb_err *err) {
     net_options no = {.num_classes = c->num_classes,
                       .image_size = c->image_size,
+                      .image_channels = c->image_channels,
                       .batch_size = c->batch_size,
                       .label_smoothing = c->label_smoothing};
     int rc = net_create(&t->n, c->model_name, &no, err);

@@ -140,6 +140,11 @@ typedef struct data_source {
 /* A synthetic source of batches of N x H x W x C images with labels in [0, num_classes). */
 void synthetic_source_create(data_source *src, int N, int H, int W, int C, int num_classes,
                              uint64_t seed);
+/* A source over datasets/' input pipeline (train/data_source.c); it owns p: destroying the
+ * source destroys the pipeline (and warns with the count of corrupt records skipped). */
+struct pipe;
+void data_source_from_pipe(data_source *src, struct pipe *p);
+/* Release the source; safe on a zeroed struct. */
 void data_source_destroy(data_source *src);
 
 /* ---------------------------------------------------------------------------------------------
@@ -150,6 +155,7 @@ typedef struct train_config {
     const char *model_name;
     int batch_size;                 /* per replica */
     int image_size;                 /* <= 0: the net's default */
+    int image_channels;             /* <= 0: the net's default (the data's channels) */
     int num_classes;                /* logits width (dataset classes - labels_offset) */
     float label_smoothing;
     float weight_decay;

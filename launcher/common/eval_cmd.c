@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "datasets/datasets.h"
+#include "datasets/pipeline.h"
 #include "models/slim/models.h"
 #include "train/train_loop.h"
 
@@ -55,7 +56,8 @@ static const char eval_header[] =
     "batch_size,num_batches,num_examples,accuracy,recall_5,images_per_sec,moving_average";
 
 static int append_row(const char *path, const eval_flags *ef, const sb_flags *sf,
-                      const eval_result *r, int threads, bool ema, sb_err *err) {
+                      const eval_result *r, int threads, bool ema, const char *data,
+                      sb_err *err) {
     const char *slash = strrchr(path, '/');
     if (slash && slash != path) {
         char dir[4096];
@@ -77,7 +79,7 @@ static int append_row(const char *path, const eval_flags *ef, const sb_flags *sf
     sb_csv_add_str(&l, ef->model_name);
     sb_csv_add_str(&l, r->checkpoint);
     sb_csv_add_int(&l, r->global_step);
-    sb_csv_add_str(&l, "synthetic");
+    sb_csv_add_str(&l, data);
     sb_csv_add_int(&l, ef->batch_size);
     sb_csv_add_int(&l, r->num_batches);
     sb_csv_add_int(&l, r->num_examples);
@@ -110,15 +112,12 @@ int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_
     memset(&r, 0, sizeof r);
     const bool synthetic = !ef->dataset_dir || !ef->dataset_dir[0] || sf->synthetic_data ||
                            strcmp(ef->dataset_name, "synthetic") == 0;
-    if (!synthetic)
-        return sb_err_set(err, SB_E_UNSUPPORTED,
-                          "flag --dataset_dir=%s: the input pipeline for real data is not built "
-                          "in this revision; leave --dataset_dir empty (or pass "
-                          "--synthetic_data) to evaluate on synthetic ImageNet-shaped data",
-                          ef->dataset_dir);
-    const dsf_dataset *ds = dsf_find("imagenet");
-    const dsf_split *split = dsf_find_split(ds, "validation");
-    SB_ASSERT(ds && split);
+    const dsf_dataset *ds = dsf_find(synthetic ? "imagenet" : ef->dataset_name);
+    SB_ASSERTF(ds, "dataset %s", ef->dataset_name);
+    const dsf_split *split = dsf_find_split(ds, synthetic ? "validation" : ef->dataset_split_name);
+    if (!split)
+        return sb_err_set(err, SB_E_USAGE, "flag --dataset_split_name=%s: %s has no such split",
+                          ef->dataset_split_name, ds->name);
     const int num_classes = ds->num_classes - ef->labels_offset;
     if (num_classes < 1)
         return sb_err_set(err, SB_E_USAGE, "flag --labels_offset=%d leaves no classes of %s's %d",
@@ -134,6 +133,10 @@ int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_
     data_source src = {0};
     net_options no = {.num_classes = num_classes,
                       .image_size = ef->set.eval_image_size ? ef->eval_image_size : 0,
+                      .image_channels = synthetic       ? 0
+                                        : ef->use_grayscale ? 1
+                                        : ds->channels     ? ds->channels
+                                                           : 3,
                       .batch_size = ef->batch_size};
     rc = net_create(&n, ef->model_name, &no, err);
     if (rc) goto done;
@@ -154,20 +157,49 @@ int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_
     const int N = ef->batch_size, H = net_image_size(n), C = net_image_channels(n);
     r.num_batches = ef->set.max_num_batches ? ef->max_num_batches
                                             : (int)((split->size + (uint64_t)N - 1) / (uint64_t)N);
-    synthetic_source_create(&src, N, H, H, C, num_classes, (uint64_t)sf->seed);
-    sb_info("evaluating %s (global step %lld%s) on synthetic data: %d batches of %d",
-            r.checkpoint, r.global_step, ema ? ", moving averages" : "", r.num_batches, N);
+    if (synthetic) {
+        synthetic_source_create(&src, N, H, H, C, num_classes, (uint64_t)sf->seed);
+    } else { /* one pass over the split, in order, as slim's eval */
+        pipe_config pc = {
+            .dataset_dir = ef->dataset_dir,
+            .dataset_name = ef->dataset_name,
+            .split_name = ef->dataset_split_name,
+            .batch_size = N,
+            .image_size = H,
+            .preprocessing_name = ef->preprocessing_name,
+            .model_name = ef->model_name,
+            .num_preprocessing_threads = ef->num_preprocessing_threads,
+            .seed = (uint64_t)sf->seed,
+            .labels_offset = ef->labels_offset,
+            .num_epochs = 1,
+            .channels = C,
+        };
+        struct pipe *p = NULL;
+        rc = pipe_create(&p, &pc, err);
+        if (rc) goto done;
+        data_source_from_pipe(&src, p);
+    }
+    sb_info("evaluating %s (global step %lld%s) on %s: up to %d batches of %d", r.checkpoint,
+            r.global_step, ema ? ", moving averages" : "", synthetic ? "synthetic data" : ef->dataset_dir,
+            r.num_batches, N);
     long long top1 = 0, top5 = 0;
     double t0 = sb_now();
+    int done_batches = 0;
     for (int b = 0; b < r.num_batches; b++) {
         double wait_ms;
         rc = src.next(src.ctx, net_input(n), net_labels(n), &wait_ms, err);
+        if (rc == PIPE_END && !synthetic) { /* the split is exhausted */
+            rc = 0;
+            break;
+        }
         if (rc) goto done;
+        done_batches++;
         net_forward(n, NET_MODE_INFER, 0);
         score(net_logits(n), net_labels(n), N, num_classes, &top1, &top5);
         r.num_examples += N;
     }
     double secs = sb_now() - t0;
+    r.num_batches = done_batches;
     r.accuracy = r.num_examples ? (double)top1 / (double)r.num_examples : 0;
     r.recall_5 = r.num_examples ? (double)top5 / (double)r.num_examples : 0;
     r.images_per_sec = secs > 0 ? (double)r.num_examples / secs : 0;
@@ -175,7 +207,8 @@ int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_
     printf("eval/Recall_5[%g]\n", r.recall_5);
     fflush(stdout);
     const char *csv = sf->set.results_csv ? sf->results_csv : "results/evals.csv";
-    rc = append_row(csv, ef, sf, &r, threads, ema, err);
+    rc = append_row(csv, ef, sf, &r, threads, ema, synthetic ? "synthetic" : ef->dataset_dir,
+                    err);
     if (rc == 0) printf("%lld examples, %.1f images/sec; row appended to %s\n", r.num_examples,
                         r.images_per_sec, csv);
     if (res) *res = r;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "datasets/datasets.h"
+#include "datasets/pipeline.h"
 #include "models/slim/models.h"
 #include "train/train_loop.h"
 
@@ -182,12 +183,6 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
                           "revision; run one replica",
                           tf->worker_replicas);
     const bool synthetic = use_synthetic(tf, sf);
-    if (!synthetic)
-        return sb_err_set(err, SB_E_UNSUPPORTED,
-                          "flag --dataset_dir=%s: the input pipeline for real data is not built "
-                          "in this revision; leave --dataset_dir empty (or pass "
-                          "--synthetic_data) to train on synthetic ImageNet-shaped data",
-                          tf->dataset_dir);
     const dsf_dataset *ds = dsf_find(synthetic ? "imagenet" : tf->dataset_name);
     SB_ASSERTF(ds, "dataset %s", tf->dataset_name);
     const dsf_split *split = dsf_find_split(ds, synthetic ? "train" : tf->dataset_split_name);
@@ -231,30 +226,66 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     c.seed = (uint64_t)sf->seed;
     c.step_csv = sf->step_csv;
 
-    /* The batch shape is the net's: build it once to learn the image size and channels. */
-    net *probe = NULL;
-    net_options no = {.num_classes = num_classes, .image_size = c.image_size, .batch_size = 1};
-    rc = net_create(&probe, tf->model_name, &no, err);
-    if (rc) return rc;
-    const int H = net_image_size(probe), C = net_image_channels(probe);
+    /* The batch shape: the net's image size (or --train_image_size), the data's channels. */
+    const int H = c.image_size > 0 ? c.image_size : net_default_image_size(tf->model_name);
+    data_source src = {0};
+    int C = 0;
+    if (synthetic) {
+        net *probe = NULL;
+        net_options no = {.num_classes = num_classes, .image_size = H, .batch_size = 1};
+        rc = net_create(&probe, tf->model_name, &no, err);
+        if (rc) return rc;
+        C = net_image_channels(probe);
+        net_destroy(probe);
+        synthetic_source_create(&src, tf->batch_size, H, H, C, num_classes, c.seed);
+    } else {
+        pipe_config pc = {
+            .dataset_dir = tf->dataset_dir,
+            .dataset_name = tf->dataset_name,
+            .split_name = tf->dataset_split_name,
+            .batch_size = tf->batch_size,
+            .image_size = H,
+            .preprocessing_name = tf->preprocessing_name,
+            .model_name = tf->model_name,
+            .is_training = 1,
+            .num_readers = tf->num_readers,
+            .num_preprocessing_threads = tf->num_preprocessing_threads,
+            .shuffle = 1,
+            .seed = c.seed,
+            .labels_offset = tf->labels_offset,
+            .channels = tf->use_grayscale ? 1 : 0,
+        };
+        struct pipe *p = NULL;
+        rc = pipe_create(&p, &pc, err);
+        if (rc) return rc;
+        C = pipe_channels(p);
+        data_source_from_pipe(&src, p);
+    }
+    c.image_channels = C;
     if (sf->print_model[0]) {
+        net *probe = NULL;
+        net_options no = {.num_classes = num_classes, .image_size = H, .image_channels = C,
+                          .batch_size = tf->batch_size};
+        rc = net_create(&probe, tf->model_name, &no, err);
+        if (rc) {
+            data_source_destroy(&src);
+            return rc;
+        }
         if (strcmp(sf->print_model, "dot") == 0) net_write_dot(stdout, probe);
         else net_print(stdout, probe);
         fflush(stdout);
+        net_destroy(probe);
     }
-    net_destroy(probe);
-    data_source src;
-    synthetic_source_create(&src, tf->batch_size, H, H, C, num_classes, c.seed);
-    sb_info("training %s on synthetic data: batch %d, %dx%dx%d images, %d classes, %d threads, "
+    sb_info("training %s on %s: batch %d, %dx%dx%d images, %d classes, %d threads, "
             "up to global step %lld",
-            tf->model_name, tf->batch_size, H, H, C, num_classes, threads,
-            (long long)c.max_steps);
+            tf->model_name, synthetic ? "synthetic data" : tf->dataset_dir, tf->batch_size, H, H,
+            C, num_classes, threads, (long long)c.max_steps);
 
     train_report rep;
     rc = train_run(&c, &src, &rep, err);
     data_source_destroy(&src);
     if (rc) return rc;
-    rc = append_results(tf, sf, &rep, threads, "synthetic", err);
+    rc = append_results(tf, sf, &rep, threads, synthetic ? "synthetic" : tf->dataset_dir, err);
     if (rc) return rc;
     printf("----------------------------------------------------------------\n");
     printf("total images/sec: %.2f\n", rep.images_per_sec);

@@ -7,7 +7,8 @@
  *  - backward data: dx = dy (*) W^T as SH*SW "phase" convolutions — the dx pixels with
  *    ih % SH == ph, iw % SW == pw receive exactly the taps kh = ph + PT (mod SH); each phase is
  *    a stride-1 convolution of dy with those taps, so every dx element is written once (no
- *    col2im scatter, no atomics) and stride 1 is a single phase.
+ *    col2im scatter, no atomics) and stride 1 is a single phase. With very few input channels
+ *    (IC = 3) the phase GEMMs would be nearly empty, so dy . W^T runs per image with a col2im.
  *  - backward filter: dW(K', OC) += X_col^T . dy, a reduction over P. Small dW: each thread
  *    reduces its own pixel range into a private partial (dW^T layout when K' >= OC so the long
  *    side is the packed B), then the partials are summed in thread order. Large dW: threads
@@ -204,9 +205,72 @@ static float *bwd_crow(const void *ctx, int i) {
     return c->dx + (((ptrdiff_t)n * s->IH + ih) * s->IW + iw) * s->IC;
 }
 
+/* Few input channels (the first layer: IC = 3) leave the phase GEMMs' output columns (IC)
+ * mostly empty. There, dx is built per image instead: blocks of dy rows times W^T give
+ * X_col-shaped rows (KH*KW*IC columns, a full micro-tile width), scattered into the image by
+ * col2im. Threads own whole images, so the scatter needs no atomics and stays deterministic.
+ * Returns the dy rows per block (0: use the phase method). */
+static int bwd_col_rows(const conv2d_shape *s) {
+    if (2 * s->IC > KN_NR || cv_is_fc(s)) return 0;
+    const int Kp = s->KH * s->KW * s->IC, OHW = s->OH * s->OW;
+    int R = (64 << 10) / Kp; /* 256 KB of X_col rows per thread */
+    if (R < KN_MR) R = KN_MR;
+    return R < OHW ? R : OHW;
+}
+
+static size_t bwd_col_stride(const conv2d_shape *s) {
+    return kn_align64(sizeof(float) * bwd_col_rows(s) * s->KH * s->KW * s->IC);
+}
+
+static void bwd_data_col2im(float *dx, const float *dy, const float *w, const conv2d_shape *s,
+                            void *ws) {
+    const int R = bwd_col_rows(s), Kp = s->KH * s->KW * s->IC, OHW = s->OH * s->OW;
+    const int IC = s->IC, OC = s->OC;
+    char *bufs = (char *)ws + (size_t)kn_max_threads() * kn_thread_ws_bytes();
+#pragma omp parallel
+    {
+        const int ith = omp_get_thread_num(), nth = omp_get_num_threads();
+        kn_thread_ws tw = kn_thread_ws_get(ws, ith);
+        float *cbuf = (float *)(bufs + (size_t)ith * bwd_col_stride(s));
+        int n0, n1;
+        kn_split(s->N, ith, nth, 1, &n0, &n1);
+        for (int n = n0; n < n1; n++) {
+            float *img = dx + (ptrdiff_t)n * s->IH * s->IW * IC;
+            memset(img, 0, sizeof(float) * s->IH * s->IW * IC);
+            for (int q0 = 0; q0 < OHW; q0 += R) {
+                const int r = SB_MIN(R, OHW - q0);
+                kn_gemm_plan p;
+                kn_sgemm_ctx g;
+                kn_sgemm_plan(&p, &g, 0, 1, r, Kp, OC, 1.0f,
+                              dy + ((ptrdiff_t)n * OHW + q0) * OC, OC, w, OC, 0.0f, cbuf, Kp);
+                kn_gemm_run(&p, 0, r, 0, Kp, &tw);
+                for (int i = 0; i < r; i++) {
+                    const int q = q0 + i, oh = q / s->OW, ow = q - oh * s->OW;
+                    const float *src = cbuf + (size_t)i * Kp;
+                    for (int kh = 0; kh < s->KH; kh++) {
+                        const int ih = oh * s->SH - s->PT + kh;
+                        if (ih < 0 || ih >= s->IH) continue;
+                        for (int kw = 0; kw < s->KW; kw++) {
+                            const int iw = ow * s->SW - s->PL + kw;
+                            if (iw < 0 || iw >= s->IW) continue;
+                            float *d = img + ((ptrdiff_t)ih * s->IW + iw) * IC;
+                            const float *v = src + (kh * s->KW + kw) * IC;
+                            for (int c = 0; c < IC; c++) d[c] += v[c];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv2d_shape *s,
                           void *ws) {
     cv_check(s);
+    if (bwd_col_rows(s)) {
+        bwd_data_col2im(dx, dy, w, s, ws);
+        return;
+    }
     if (cv_is_fc(s)) { /* dx(N, K) = dy(N, OC) . w(K, OC)^T */
         const int K = s->KH * s->KW * s->IC;
         kn_gemm_plan p;
@@ -470,6 +534,6 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
 size_t conv2d_workspace_size(const conv2d_shape *s) {
     const size_t nth = (size_t)kn_max_threads();
     const bwf_mode mode = bwf_choose(s);
-    return nth * (kn_thread_ws_bytes() + bwf_partial_stride(&mode) +
-                  kn_align64(sizeof(float) * s->OC));
+    const size_t extra = SB_MAX(bwf_partial_stride(&mode), bwd_col_stride(s));
+    return nth * (kn_thread_ws_bytes() + extra + kn_align64(sizeof(float) * s->OC));
 }

@@ -239,6 +239,10 @@ static void test_conv_vs_direct(void **state) {
     bad += check_conv(1, 7, 7, 40, 100, 7, 7, 1, 1, V, 0, 0, 0, 0);  /* vgg fc6-like */
     bad += check_conv(1, 3, 3, 520, 300, 3, 3, 1, 1, S, 0, 0, 0, 0); /* large dW: split dW */
     bad += check_conv(3, 5, 5, 300, 8, 3, 3, 1, 1, S, 0, 0, 0, 0);  /* K' >> OC */
+    /* wide IC: backward data through the phase GEMMs in every build (IC > NR/2) */
+    bad += check_conv(2, 7, 6, 40, 24, 1, 1, 2, 2, S, 0, 0, 0, 0);   /* 1x1/2: empty phases */
+    bad += check_conv(2, 9, 7, 70, 20, 3, 3, 2, 2, S, 0, 0, 0, 0);   /* odd, SAME /2 */
+    bad += check_conv(1, 8, 9, 66, 10, 5, 5, 3, 2, E, 2, 1, 0, 2);   /* uneven pads, strides */
     assert_int_equal(bad, 0);
 }
 

@@ -216,18 +216,20 @@ static void sg_b_pack_n(const void *ctx, float *dst, int k0, int kc, int j0, int
     kn_pack_b_rows(dst, g->B, g->ldb, k0, kc, j0, nc);
 }
 
-/* B stored (N, K): B(k, j) = B[j*ldb + k]. */
+/* B stored (N, K): B(k, j) = B[j*ldb + k]. A transpose: done in 16-k slabs so the 16 panel rows
+ * being written (4 KB) and the 16-float pieces of the NR source rows stay in L1. */
 static void sg_b_pack_t(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
     const sg_ctx *g = ctx;
     for (int jp = 0; jp < nc; jp += KN_NR) {
         const int nr = SB_MIN(KN_NR, nc - jp);
-        for (int j = 0; j < KN_NR; j++) {
-            if (j < nr) {
+        for (int kb = 0; kb < kc; kb += 16) {
+            const int ke = SB_MIN(kb + 16, kc);
+            for (int j = 0; j < nr; j++) {
                 const float *src = g->B + (ptrdiff_t)(j0 + jp + j) * g->ldb + k0;
-                for (int k = 0; k < kc; k++) dst[(size_t)k * KN_NR + j] = src[k];
-            } else {
-                for (int k = 0; k < kc; k++) dst[(size_t)k * KN_NR + j] = 0.0f;
+                for (int k = kb; k < ke; k++) dst[(size_t)k * KN_NR + j] = src[k];
             }
+            for (int k = kb; k < ke; k++)
+                for (int j = nr; j < KN_NR; j++) dst[(size_t)k * KN_NR + j] = 0.0f;
         }
         dst += (size_t)kc * KN_NR;
     }

@@ -1,0 +1,103 @@
+/* datasets/imagenet/imagenet.h — the ImageNet specifics build_imagenet_data needs, as slim's
+ * build_imagenet_data.py has them:
+ *   imagenet_pyrandom_   Python 3's random.seed(int) / random.shuffle (MT19937), so the file
+ *                        order slim shuffles with random.seed(12345) is reproduced exactly
+ *   imagenet_shard_      shard boundaries as numpy.linspace(...).astype(int) gives them per
+ *                        thread and per shard, so shards hold the same files as slim's
+ *   imagenet_synsets_    the labels file (one synset per line; label = line index + 1, 0 is
+ *                        background), the metadata file ("synset<TAB>human text") and the flat
+ *                        validation labels file
+ *   imagenet_bboxes_     slim's bounding-box CSV ("n00007846_64193.JPEG,xmin,ymin,xmax,ymax")
+ *
+ * Errors follow core/sb.h: 0, or an SB_E_* code / errno with err naming the file and line.
+ */
+#ifndef SB_IMAGENET_H
+#define SB_IMAGENET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/sb.h"
+
+/* =============================================================================================
+ * Python's random module (CPython 3: Modules/_randommodule.c, Lib/random.py)
+ * =========================================================================================== */
+
+typedef struct imagenet_pyrandom {
+    uint32_t mt[624];
+    int index;
+} imagenet_pyrandom;
+
+/* random.seed(seed) for a non-negative integer seed below 2^64. */
+void imagenet_pyrandom_seed(imagenet_pyrandom *r, uint64_t seed);
+/* random.getrandbits(k), 1 <= k <= 32. */
+uint32_t imagenet_pyrandom_bits(imagenet_pyrandom *r, int k);
+/* random.shuffle(x) on n indices (Python >= 3.2: Fisher-Yates with _randbelow). */
+void imagenet_pyrandom_shuffle(imagenet_pyrandom *r, size_t *x, size_t n);
+
+/* =============================================================================================
+ * Shards
+ * =========================================================================================== */
+
+/* numpy.linspace(start, stop, num).astype(int) into out[num] (num >= 2). */
+void imagenet_linspace_int(int64_t start, int64_t stop, int num, int64_t *out);
+
+/* Where slim's _process_image_files puts n files into num_shards shards written by num_threads
+ * threads: shard s holds files [bounds[s], bounds[s + 1]) of the shuffled list. bounds has
+ * num_shards + 1 entries. num_shards must be a multiple of num_threads (slim asserts it):
+ * SB_E_USAGE otherwise, with err naming both flags. */
+int imagenet_shard_bounds(int64_t n, int num_shards, int num_threads, int64_t *bounds,
+                          sb_err *err);
+
+/* =============================================================================================
+ * Synsets and human-readable names
+ * =========================================================================================== */
+
+typedef struct imagenet_synsets {
+    int count;
+    char **ids;        /* "n01440764"; label of ids[i] is i + 1 */
+} imagenet_synsets;
+
+/* Read a labels file: one synset per line, blank lines ignored, duplicates refused
+ * (SB_E_FORMAT naming the line). Free with imagenet_synsets_free. */
+int imagenet_synsets_read(const char *path, imagenet_synsets *s, sb_err *err);
+void imagenet_synsets_free(imagenet_synsets *s);
+/* A flat validation directory's labels: line i is the synset of the i-th validation file in
+ * sorted name order (ILSVRC2012_val_00000001.JPEG first). Repeats allowed; same struct. */
+int imagenet_validation_labels_read(const char *path, imagenet_synsets *s, sb_err *err);
+/* 1-based label of synset id, or 0 when it is not in the list. */
+int imagenet_synsets_label(const imagenet_synsets *s, const char *id);
+
+/* synset -> human text ("n01440764\ttench, Tinca tinca"). */
+typedef struct imagenet_metadata {
+    int count;
+    char **ids, **texts;   /* sorted by id */
+} imagenet_metadata;
+int imagenet_metadata_read(const char *path, imagenet_metadata *m, sb_err *err);
+void imagenet_metadata_free(imagenet_metadata *m);
+/* The human text of id, or NULL. Valid until imagenet_metadata_free. */
+const char *imagenet_metadata_text(const imagenet_metadata *m, const char *id);
+
+/* =============================================================================================
+ * Bounding boxes (slim's process_bounding_boxes.py output)
+ * =========================================================================================== */
+
+typedef struct imagenet_box {
+    float xmin, ymin, xmax, ymax;  /* relative to the image, clipped to [0, 1] by slim */
+} imagenet_box;
+
+typedef struct imagenet_bboxes {
+    size_t count;          /* boxes */
+    char **files;          /* files[i] is the base name box i belongs to; sorted by name */
+    imagenet_box *boxes;
+} imagenet_bboxes;
+
+/* Read the CSV. Lines: "<file>,<xmin>,<ymin>,<xmax>,<ymax>"; a malformed line or a coordinate
+ * outside [0, 1] or with min > max gives SB_E_FORMAT naming file:line. */
+int imagenet_bboxes_read(const char *path, imagenet_bboxes *b, sb_err *err);
+void imagenet_bboxes_free(imagenet_bboxes *b);
+/* The boxes of image `file` (base name): *n boxes starting at the returned pointer (NULL when
+ * none). Valid until imagenet_bboxes_free. */
+const imagenet_box *imagenet_bboxes_find(const imagenet_bboxes *b, const char *file, size_t *n);
+
+#endif /* SB_IMAGENET_H */

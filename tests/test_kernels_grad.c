@@ -356,6 +356,9 @@ static void test_pool_fd(void **state) {
     run_pool_fd(0, 2, 6, 5, 3, 3, 2, KN_PADDING_SAME);
     run_pool_fd(0, 1, 5, 5, 2, 3, 1, KN_PADDING_SAME);
     run_pool_fd(0, 1, 5, 4, 2, 2, 1, KN_PADDING_VALID);
+    /* stride > kernel: some inputs are in no window (slim's resnet subsample: 1x1 max pool) */
+    run_pool_fd(1, 2, 5, 6, 3, 1, 2, KN_PADDING_SAME);
+    run_pool_fd(0, 1, 8, 7, 2, 2, 3, KN_PADDING_SAME);
 }
 
 typedef struct gap_ctx {

@@ -147,6 +147,50 @@ static const char *variant(void) {
     return v;
 }
 
+/* The first step's loss from a run's --step_csv. */
+static double first_loss(const char *dir, const char *flags) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/first.csv", dir);
+    unlink(path);
+    free(launch(0, dir, "--max_number_of_steps=2 --num_warmup_steps=1 --step_csv=%s %s", path,
+                flags));
+    csv c;
+    csv_read(&c, path);
+    double l = atof(csv_get(&c, 1, "loss"));
+    free(c.text);
+    return l;
+}
+
+static void test_loss_flags_through_launch(void **state) {
+    (void)state;
+    char dir[256];
+    tu_make_tmpdir(dir, sizeof dir);
+    /* same seed, same dropout masks: --weight_decay adds exactly wd * sum(w^2) / 2 of the
+     * initial weights to the first step's loss */
+    double l0 = first_loss(dir, "--weight_decay=0");
+    double l1 = first_loss(dir, "--weight_decay=0.5");
+    net_options no = {.num_classes = 1001, .batch_size = 1};
+    net *n;
+    sb_err err;
+    assert_int_equal(net_create(&n, "lenet", &no, &err), 0);
+    net_alloc(n);
+    train_init_params(n, 3);
+    double l2 = 0;
+    for (int i = 0; i < net_num_vars(n); i++) {
+        const net_var *v = net_var_at(n, i);
+        if (!(v->flags & NET_VAR_REGULARIZED)) continue;
+        for (size_t j = 0; j < v->count; j++) l2 += (double)net_params(n)[v->offset + j] *
+                                                    net_params(n)[v->offset + j];
+    }
+    net_destroy(n);
+    if (fabs((l1 - l0) - 0.5 * l2 / 2) > 1e-4 * l1)
+        fail_msg("weight decay added %.6f to the loss, by hand %.6f", l1 - l0, 0.5 * l2 / 2);
+    /* label smoothing changes the cross entropy */
+    double ls = first_loss(dir, "--weight_decay=0 --label_smoothing=0.5");
+    assert_true(fabs(ls - l0) > 1e-3);
+    tu_remove_tree(dir);
+}
+
 static void test_results_row_and_step_csv(void **state) {
     (void)state;
     char dir[256], path[512];
@@ -541,6 +585,7 @@ static void test_summaries(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_by_hand),
+        cmocka_unit_test(test_loss_flags_through_launch),
         cmocka_unit_test(test_results_row_and_step_csv),
         cmocka_unit_test(test_lr_schedule_logged),
         cmocka_unit_test(test_deterministic),

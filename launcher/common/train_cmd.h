@@ -12,7 +12,8 @@
  * @param[in]  tf, sf  parsed train and slimbench flags
  * @param[out] err     names the flag(s) and what to do instead
  * @return 0; SB_E_USAGE for contradictory flags (--sync_replicas with --replicas_to_aggregate
- *         < 1, --hosts with --hostfile, --max_number_of_steps not above --num_warmup_steps);
+ *         < 1, --hosts with --hostfile, --max_number_of_steps (or, unset,
+ *         --default_max_number_of_steps) not above --num_warmup_steps);
  *         SB_E_UNSUPPORTED for slim features slimbench does not have (--num_ps_tasks > 0,
  *         --num_clones > 1, --quantize_delay >= 0); SB_E_USAGE when train/ rejects the optimizer
  *         or learning-rate flags (opt_config_check, lr_config_check; the schedule is checked
@@ -32,7 +33,14 @@ int train_cmd_lr_config(const train_flags *tf, int64_t num_samples_per_epoch, lr
                         sb_err *err);
 
 /* Hand the checked flags over to training: the one call site where launch's work starts.
- * @return 0 on success; a code and err on a runtime failure (launch exits 1). */
+ * Maps the flags to train/'s train_config, picks the data (synthetic ImageNet-shaped batches
+ * unless --dataset_dir names LMDB shards, then datasets/' input pipeline), sets the OpenMP
+ * thread count (--threads_per_replica, 0: every core), trains (train_run), appends the results
+ * row to --results_csv and prints tf_cnn_benchmarks' "total images/sec: ..." summary.
+ * --dry_run returns after a line saying nothing was trained.
+ * @return 0 on success; SB_E_UNSUPPORTED for --worker_replicas > 1 (launch exits 2); a code and
+ *         err on a runtime failure (launch exits 1): SB_E_DIVERGED naming the step, checkpoint
+ *         and data errors naming the file. */
 int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err);
 
 #endif

@@ -8,6 +8,9 @@
  *                        background), the metadata file ("synset<TAB>human text") and the flat
  *                        validation labels file
  *   imagenet_bboxes_     slim's bounding-box CSV ("n00007846_64193.JPEG,xmin,ymin,xmax,ymax")
+ *   imagenet_image_      one file's bytes made ready for a record: JPEGs kept, PNG and CMYK
+ *                        re-encoded to RGB JPEG (quality 100), bad files refused with the reason
+ *   imagenet_png_        the small PNG decoder that needs
  *
  * Errors follow core/sb.h: 0, or an SB_E_* code / errno with err naming the file and line.
  */
@@ -99,5 +102,40 @@ void imagenet_bboxes_free(imagenet_bboxes *b);
 /* The boxes of image `file` (base name): *n boxes starting at the returned pointer (NULL when
  * none). Valid until imagenet_bboxes_free. */
 const imagenet_box *imagenet_bboxes_find(const imagenet_bboxes *b, const char *file, size_t *n);
+
+/* =============================================================================================
+ * Images
+ * =========================================================================================== */
+
+/* A PNG signature at data? */
+int imagenet_is_png(const uint8_t *data, size_t n);
+/* Decode a PNG (non-interlaced; 8/16-bit grey, grey+alpha, RGB, RGBA; 8-bit palette) to RGB:
+ * *rgb is malloc'ed (h * w * 3 bytes, caller frees). SB_E_UNSUPPORTED for other layouts,
+ * SB_E_CRC / SB_E_TRUNCATED / SB_E_CORRUPT for broken files; err starts with name. */
+int imagenet_png_decode(const char *name, const uint8_t *data, size_t n, uint8_t **rgb, int *h,
+                        int *w, sb_err *err);
+
+/* What imagenet_image_prepare did to a file. */
+enum imagenet_fix {
+    IMAGENET_FIX_NONE,    /* JPEG bytes kept as they are */
+    IMAGENET_FIX_PNG,     /* a PNG re-encoded as RGB JPEG */
+    IMAGENET_FIX_CMYK,    /* a CMYK JPEG re-encoded as RGB JPEG */
+    IMAGENET_FIX_COUNT
+};
+
+/* TurboJPEG handles and buffers; one per thread. */
+typedef struct imagenet_codec imagenet_codec;
+int imagenet_codec_create(imagenet_codec **out, sb_err *err);
+void imagenet_codec_destroy(imagenet_codec *c);   /* NULL is a no-op */
+
+/* Make the n bytes of image file `name` ready for a record. On 0: *out / *out_n are the bytes to
+ * store (data itself, or a buffer of c valid until the next call on c), *h / *w the image size,
+ * *fix what was done. Bad files: SB_E_TRUNCATED (empty, or no end-of-image marker), SB_E_JPEG
+ * (neither JPEG nor PNG, or a decode failure), or the PNG decoder's codes; err names the file
+ * and the reason. Greyscale JPEGs are kept (readers decode them to 3 channels, as slim's
+ * decode_jpeg(channels=3)). */
+int imagenet_image_prepare(imagenet_codec *c, const char *name, const uint8_t *data, size_t n,
+                           const uint8_t **out, size_t *out_n, int *h, int *w,
+                           enum imagenet_fix *fix, sb_err *err);
 
 #endif /* SB_IMAGENET_H */

@@ -175,8 +175,8 @@ typedef struct bytes {
 } bytes;
 
 static void put(bytes *b, const void *p, size_t n) {
-    b->d = realloc(b->d, b->n + n);
-    memcpy(b->d + b->n, p, n);
+    b->d = realloc(b->d, b->n + n + 1);
+    if (n) memcpy(b->d + b->n, p, n);
     b->n += n;
 }
 

@@ -16,7 +16,7 @@ struct imagenet_codec {
     tjhandle dec, enc;
     uint8_t *pix;
     size_t pix_cap;
-    unsigned char *jpeg;   /* tjAlloc'ed, reused */
+    unsigned char *jpeg;   /* the last re-encoded image, allocated by TurboJPEG */
 };
 
 int imagenet_codec_create(imagenet_codec **out, sb_err *err) {
@@ -66,6 +66,10 @@ static int has_eoi(const uint8_t *d, size_t n) {
 
 static int encode_rgb(imagenet_codec *c, const char *name, const uint8_t *rgb, int h, int w,
                       const uint8_t **out, size_t *out_n, sb_err *err) {
+    /* a fresh buffer per image: handing TurboJPEG a used one it may have to grow risks losing it
+     * (re-encodes are rare: one PNG and 22 CMYK files in ImageNet) */
+    tjFree(c->jpeg);
+    c->jpeg = NULL;
     unsigned long len = 0;
     /* TF's encode_jpeg(quality=100) as slim calls it: 4:2:0 */
     if (tjCompress2(c->enc, rgb, w, 0, h, TJPF_RGB, &c->jpeg, &len, TJSAMP_420, 100,

@@ -358,19 +358,21 @@ static inline const float *pixel_origin(const cv_ctx *c, ptrdiff_t q, int *ih0, 
     return c->x + n * s->IH * s->IW * s->IC;
 }
 
-/* Orientation 1, A' = X_col^T: rows i = k' (tap, c), k = pixels. */
+/* Orientation 1, A' = X_col^T: rows i = k' (tap, c), k = pixels. Each pixel's X_col piece for
+ * the whole block is gathered once (one run for a 1x1 conv), then dealt out MR floats per
+ * panel. */
 static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
     const cv_ctx *c = ctx;
     const size_t panel = (size_t)kc * KN_MR;
+    float row[KN_MC + KN_MR];
     for (int k = 0; k < kc; k++) {
         int ih0, iw0;
         const float *img = pixel_origin(c, c->pbase + k0 + k, &ih0, &iw0);
-        for (int ip = 0; ip < mc; ip += KN_MR) {
-            const int mr = SB_MIN(KN_MR, mc - ip);
-            float *d = dst + (size_t)(ip / KN_MR) * panel + (size_t)k * KN_MR;
-            xcol_copy(c, img, ih0, iw0, i0 + ip, mr, d);
-            for (int r = mr; r < KN_MR; r++) d[r] = 0.0f;
-        }
+        xcol_copy(c, img, ih0, iw0, i0, mc, row);
+        for (int r = mc; r < mc + KN_MR; r++) row[r] = 0.0f;
+        float *d = dst + (size_t)k * KN_MR;
+        for (int ip = 0; ip < mc; ip += KN_MR, d += panel)
+            for (int r = 0; r < KN_MR; r++) d[r] = row[ip + r];
     }
 }
 

@@ -12,6 +12,16 @@ _Static_assert(KN_NR % 8 == 0, "NR must be a multiple of 8");
 
 #define UK_INLINE static inline __attribute__((always_inline))
 
+/* Start fetching the C tile now: it is read (beta != 0) or written only after the k loop,
+ * and on large layers it is not in cache, so the misses overlap with the FMAs instead of
+ * stalling the store phase. */
+UK_INLINE void uk_prefetch_c(const float *c, ptrdiff_t ldc) {
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(c + i * ldc + v, 1, 3);
+}
+
 UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha, float beta,
                         const float *bias) {
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -36,6 +46,7 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t 
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    uk_prefetch_c(c, ldc);
     for (int s = 0; s < nseg; s++) {
         if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
             b += (ptrdiff_t)-seg[s].len * ldb;
@@ -68,6 +79,7 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    uk_prefetch_c(c, ldc);
     for (int k = 0; k < kc; k++) {
         __m256 bv[NV];
 #pragma GCC unroll 8

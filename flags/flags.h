@@ -77,6 +77,15 @@ typedef struct download_flags {
 #include "flags/download.def"
     } set;
 } download_flags;
+
+typedef struct build_imagenet_flags {
+#include "flags/flags_xfields.h"
+#include "flags/build_imagenet.def"
+    struct {
+#include "flags/flags_xsetbits.h"
+#include "flags/build_imagenet.def"
+    } set;
+} build_imagenet_flags;
 #include "flags/flags_xundef.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -129,6 +138,7 @@ extern const flags_table flags_eval_table;  /* flags/eval.def  -> eval_flags  */
 extern const flags_table flags_sb_table;    /* flags/ours.def  -> sb_flags    */
 extern const flags_table flags_convert_table;  /* flags/convert.def  -> convert_flags  */
 extern const flags_table flags_download_table; /* flags/download.def -> download_flags */
+extern const flags_table flags_build_imagenet_table; /* build_imagenet.def -> build_imagenet_flags */
 
 /* Set every field of `values` (a struct of table's type) to its default; strings are copied.
  * Release with flags_values_fini. */

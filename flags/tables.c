@@ -65,6 +65,12 @@ static const flags_def download_defs[] = {
 };
 #undef FLAGS_S_
 
+#define FLAGS_S_ build_imagenet_flags
+static const flags_def build_imagenet_defs[] = {
+#include "flags/build_imagenet.def"
+};
+#undef FLAGS_S_
+
 #include "flags/flags_xundef.h"
 
 const flags_table flags_train_table = {
@@ -76,6 +82,9 @@ const flags_table flags_convert_table = {"convert_tfrecord", convert_defs,
                                          SB_ARRAY_LEN(convert_defs), sizeof(convert_flags)};
 const flags_table flags_download_table = {"download_and_convert_data.py", download_defs,
                                           SB_ARRAY_LEN(download_defs), sizeof(download_flags)};
+const flags_table flags_build_imagenet_table = {"build_imagenet_data.py", build_imagenet_defs,
+                                                SB_ARRAY_LEN(build_imagenet_defs),
+                                                sizeof(build_imagenet_flags)};
 
 const flags_def *flags_table_find(const flags_table *table, const char *name) {
     for (size_t i = 0; i < table->count; i++)

@@ -11,6 +11,7 @@
  *   imagenet_image_      one file's bytes made ready for a record: JPEGs kept, PNG and CMYK
  *                        re-encoded to RGB JPEG (quality 100), bad files refused with the reason
  *   imagenet_png_        the small PNG decoder that needs
+ *   imagenet_build       the whole conversion: files, shuffle, threads writing shards, resume
  *
  * Errors follow core/sb.h: 0, or an SB_E_* code / errno with err naming the file and line.
  */
@@ -137,5 +138,35 @@ void imagenet_codec_destroy(imagenet_codec *c);   /* NULL is a no-op */
 int imagenet_image_prepare(imagenet_codec *c, const char *name, const uint8_t *data, size_t n,
                            const uint8_t **out, size_t *out_n, int *h, int *w,
                            enum imagenet_fix *fix, sb_err *err);
+
+/* =============================================================================================
+ * build_imagenet_data
+ * =========================================================================================== */
+
+typedef struct imagenet_build_stats {
+    uint64_t images;          /* records written (kept shards not included) */
+    uint64_t skipped;         /* bad files skipped and listed in <split>_skipped.txt */
+    uint64_t kept_shards;     /* finished shards of an earlier run that were kept */
+    double seconds;           /* spent converting */
+} imagenet_build_stats;
+
+typedef struct imagenet_build_opts {
+    const char *train_directory;         /* <dir>/<synset>/NAME.JPEG; NULL or "": none */
+    const char *validation_directory;    /* same layout, or flat with validation_labels_file */
+    const char *validation_labels_file;  /* NULL or "": synset folders */
+    const char *output_directory;
+    const char *labels_file;             /* the synsets, label order */
+    const char *metadata_file;           /* synset -> human text; NULL or "": texts left empty */
+    const char *bounding_box_file;       /* NULL or "": no boxes */
+    int train_shards, validation_shards, num_threads;
+    int progress;
+    imagenet_build_stats *stats;         /* may be NULL */
+} imagenet_build_opts;
+
+/* Convert the validation split, then the train split, into "<split>-NNNNN-of-NNNNN" LMDB shards
+ * of Examples with build_imagenet_data's keys, and write labels.txt ("0:background", then
+ * "N:synset"). Returns 0 or the first error that stops the run (unreadable labels file, a shard
+ * that cannot be written, shards not a multiple of threads); bad images are not errors. */
+int imagenet_build(const imagenet_build_opts *o, sb_err *err);
 
 #endif /* SB_IMAGENET_H */

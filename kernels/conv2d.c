@@ -22,7 +22,9 @@
 #include "kernels/kernels_impl.h"
 
 /* Largest per-thread partial dW (floats) for the reduction-split backward filter. */
-#define CV_PARTIAL_MAX (5 << 18)
+#ifndef CV_PARTIAL_MAX
+#define CV_PARTIAL_MAX (1 << 16)
+#endif
 
 typedef struct cv_ctx {
     const conv2d_shape *s;

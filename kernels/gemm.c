@@ -61,7 +61,9 @@ static void merge_tile(const kn_gemm_plan *p, float *const *crow, int i0, int j0
 
 /* Below this many rows per thread, B panels are read in place when the plan allows it: packing
  * would cost about as much as the few micro-tiles that reuse each packed panel. */
+#ifndef KN_DIRECT_B_ROWS
 #define KN_DIRECT_B_ROWS (8 * KN_MR)
+#endif
 
 /* One MR-row micro-panel of A against the B block (kc x nc, first column jc): packed panels at
  * bblk, or, when bdir is set, full panels read in place from bdir (row stride p->b_ld, block

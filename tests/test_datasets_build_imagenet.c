@@ -297,6 +297,37 @@ static void test_build_mini_imagenet(void **state) {
     tu_remove_tree(root);
 }
 
+/* slim's validation layout (synset folders, as preprocess_imagenet_validation_data.py leaves
+ * it), no metadata or boxes, the train split left out. */
+static void test_validation_synset_folders(void **state) {
+    (void)state;
+    char root[256], p[1024];
+    tu_make_tmpdir(root, sizeof root);
+    make_tree(root);
+    char *out;
+    int rc = tu_run(&out, "{bin}/build_imagenet_data --train_directory= --validation_directory=%s/train "
+                          "--labels_file=%s/synsets.txt --imagenet_metadata_file= --bounding_box_file= "
+                          "--output_directory=%s/out --validation_shards=2 --num_threads=2", root, root, root);
+    if (rc) fail_msg("exit %d: %s", rc, out);
+    assert_non_null(strstr(out, "validation: 19 images written"));
+    free(out);
+    uint64_t total = 0;
+    sb_err e;
+    for (int s = 0; s < 2; s++) {
+        snprintf(p, sizeof p, "%s/out/validation-%05d-of-00002", root, s);
+        rec_lmdb_reader *r;
+        assert_int_equal(rec_lmdb_reader_open(p, &r, &e), 0);
+        total += rec_lmdb_reader_count(r);
+        rec_lmdb_reader_close(r);
+    }
+    assert_int_equal(total, 19);
+    snprintf(p, sizeof p, "%s/out/train-00000-of-01024", root);
+    assert_int_not_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/out/validation_skipped.txt", root);
+    assert_int_equal(access(p, F_OK), 0);
+    tu_remove_tree(root);
+}
+
 static void test_usage_errors(void **state) {
     (void)state;
     char *out;
@@ -312,6 +343,7 @@ static void test_usage_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_mini_imagenet),
+        cmocka_unit_test(test_validation_synset_folders),
         cmocka_unit_test(test_usage_errors),
     };
     return cmocka_run_group_tests_name("datasets_build_imagenet", tests, NULL, NULL);

@@ -374,6 +374,12 @@ static void test_resume_after_kill(void **state) {
     assert_int_equal(ckpt_latest(rundir, latest, sizeof latest, &err), 0);
     int64_t s = ckpt_step(latest);
     assert_true(s >= 1);
+    /* as if killed while saving: a temporary next to the checkpoints, removed at restart */
+    char stale[4200];
+    snprintf(stale, sizeof stale, "%s/model.ckpt-999.tmp.12345", rundir);
+    FILE *fp = fopen(stale, "w");
+    fputs("half a checkpoint", fp);
+    fclose(fp);
     char *out = launch(0, dir, "--max_number_of_steps=%lld --num_warmup_steps=0 --train_dir=%s",
                        (long long)s + 2, rundir);
     char want[4200];
@@ -381,6 +387,8 @@ static void test_resume_after_kill(void **state) {
     assert_has(out, want);
     snprintf(want, sizeof want, "global step %lld: loss", (long long)s + 2);
     assert_has(out, want);
+    assert_has(out, "left by an interrupted save");
+    assert_int_not_equal(access(stale, F_OK), 0);
     free(out);
     assert_int_equal(ckpt_latest(rundir, latest, sizeof latest, &err), 0);
     assert_int_equal(ckpt_step(latest), s + 2);

@@ -7,9 +7,12 @@
  * Everything is allocated before the first step; the loop allocates only when it records a
  * step time beyond its buffer. Knows nets, optimizers and checkpoints; not flags, not MPI.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "train/train_loop.h"
 
@@ -343,6 +346,22 @@ static int setup(trainer *t, const train_config *c, sb_err *err) {
     return 0;
 }
 
+/* A run killed while saving leaves "<checkpoint>.tmp.<pid>" (core's atomic writer): the last
+ * good checkpoint is intact, the temporary is garbage. One trainer owns a train_dir, so the
+ * temporaries found at start are removed. */
+static void remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[4096];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "model.ckpt-", 11) != 0 || !strstr(e->d_name, ".tmp.")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) sb_info("removed %s, left by an interrupted save", path);
+        else sb_warn("could not remove %s: %s", path, sb_strerror(errno));
+    }
+    closedir(d);
+}
+
 static void teardown(trainer *t) {
     sb_aligned_free(t->slots);
     sb_aligned_free(t->ema);
@@ -361,6 +380,7 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
     if (ckpts) {
         rc = sb_mkdirs(c->train_dir, err);
         if (rc) goto done;
+        remove_stale_temporaries(c->train_dir);
     }
     if (ckpts && c->save_summaries_secs > 0) {
         rc = tb_writer_open(&tb, c->train_dir, err);

@@ -30,11 +30,12 @@ class Builder:
         self.trainable = {}
         self.scope = []
         self.training = training
-        self.values = values or {}
+        self.values = values if values is not None else {}
         self.gen = gen
         self.dtype = dtype
         self.arg = {}
         self.aux_logits = None
+        self.keep_prob = None         # overrides every dropout's keep probability when set
 
     # -- scopes and variables --------------------------------------------------------------
     def push(self, s):
@@ -151,6 +152,8 @@ class Builder:
         return F.avg_pool2d(x, (kh, kw), stride)
 
     def dropout(self, x, keep_prob):
+        if self.keep_prob is not None:
+            keep_prob = self.keep_prob
         if not self.training or keep_prob >= 1.0:
             return x
         raise ValueError("reference nets run with dropout_keep_prob=1 (deterministic)")

@@ -68,7 +68,7 @@ endif
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) $(march_$(BUILD)) -fopenmp $(WARN) $(SAN) \
     -I. $(MPI_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_BASE := -fopenmp $(SAN) $(EXTRA_LDFLAGS)
-LDLIBS := $(MPI_LIBS) -llmdb -lturbojpeg -lcurl -lz -lm -lpthread
+LDLIBS := $(MPI_LIBS) -llmdb -lturbojpeg -ljpeg -lcurl -lz -lm -lpthread
 
 B := build/$(BUILD)
 OBJ := $(B)/obj

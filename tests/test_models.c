@@ -697,6 +697,8 @@ static void test_torch_cifarnet(void **state) { (void)state; check_against_torch
 static void test_torch_resnet_v1_50(void **state) { (void)state; check_against_torch("resnet_v1_50"); }
 static void test_torch_resnet_v2_50(void **state) { (void)state; check_against_torch("resnet_v2_50"); }
 static void test_torch_inception_v3(void **state) { (void)state; check_against_torch("inception_v3"); }
+/* slim's vgg_16 only squeezes a 1x1 fc8 map, so 224 px (batch 1) */
+static void test_torch_vgg_16(void **state) { (void)state; check_against_torch("vgg_16"); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -715,6 +717,7 @@ int main(void) {
         cmocka_unit_test(test_torch_resnet_v1_50),
         cmocka_unit_test(test_torch_resnet_v2_50),
         cmocka_unit_test(test_torch_inception_v3),
+        cmocka_unit_test(test_torch_vgg_16),
     };
     return cmocka_run_group_tests_name("models", tests, NULL, NULL);
 }

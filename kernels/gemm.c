@@ -146,13 +146,15 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     }
 }
 
-/* Rough per-thread cost of a tm x tn grid, in cycles-ish units: the FMAs plus the packing each
- * thread repeats (B once per thread, packed A once per NC block). */
+/* Rough per-thread cost of a tm x tn grid, in cycles-ish units: the FMAs, the packing each
+ * thread repeats (B once per thread, packed A once per NC block), and the A stream: every
+ * thread reads all of its rows' A once per NC block, from memory for big layers, so splitting
+ * the columns makes each thread read all of A while each A sliver meets fewer B panels. */
 static double grid_cost(const kn_gemm_plan *p, int tm, int tn) {
     double mt = ceil((double)p->M / tm / KN_MR) * KN_MR;
     double nt = ceil((double)p->N / tn / KN_NR) * KN_NR;
     double k = p->K;
-    double cost = mt * nt * k / 32.0 + nt * k;
+    double cost = mt * nt * k / 32.0 + nt * k + mt * k * ceil(nt / KN_NC);
     if (p->a_pack) cost += 0.5 * mt * k * ceil(nt / KN_NC);
     return cost;
 }

@@ -347,11 +347,21 @@ static enum outcome process(worker *w, rec_id id, float *out, int32_t *label, in
             prep_needed(&p->spec, src_h, src_w, &pp, &rh, &rw, &th, &tw);
             img_pick_scale(rh, rw, th, tw, &num, &den);
         }
-        if (img_decode_jpeg(w->dec, enc, enc_n, num, den, C, &w->pix, &w->pix_cap, &img_h, &img_w,
-                            &e))
+        /* decode only the window the preprocessing reads (exact: same pixels as a whole decode) */
+        img_h = (src_h * num + den - 1) / den;
+        img_w = (src_w * num + den - 1) / den;
+        int y0, x0, y1, x1;
+        prep_window(&p->spec, img_h, img_w, src_h, src_w, num, den, &pp, w->work, &y0, &x0, &y1,
+                    &x1);
+        img_window win;
+        if (img_decode_jpeg_window(w->dec, enc, enc_n, num, den, C, y0, x0, y1, x1, &w->pix,
+                                   &w->pix_cap, &win, &e))
             return skip(sh, id.index, &e);
-        img = w->pix;
         *scaled = num != den;
+        prep_apply_window(out, w->pix, win.y0, win.x0, win.h, win.w, C, win.img_h, win.img_w,
+                          src_h, src_w, num, den, &p->spec, &pp, w->work);
+        *label = (int32_t)(lab - p->cfg.labels_offset);
+        return OUT_OK;
     }
     prep_apply(out, img, img_h, img_w, C, src_h, src_w, num, den, &p->spec, &pp, w->work);
     *label = (int32_t)(lab - p->cfg.labels_offset);

@@ -31,7 +31,7 @@ void img_decoder_destroy(img_decoder *d);
 /* Size of the JPEG image at jpeg (n bytes). Returns 0 or SB_E_JPEG (err holds TurboJPEG's text). */
 int img_jpeg_size(img_decoder *d, const uint8_t *jpeg, size_t n, int *h, int *w, sb_err *err);
 
-/* The smallest DCT scale num/den <= 1 among TurboJPEG's scaling factors for which a region of
+/* The smallest DCT scale num/den among 1/2, 1/4, 1/8 for which a region of
  * region_h x region_w source pixels still has at least target_h x target_w pixels
  * (region * num >= target * den in both dimensions); 1/1 when nothing smaller qualifies. */
 void img_pick_scale(int region_h, int region_w, int target_h, int target_w, int *num, int *den);
@@ -44,6 +44,23 @@ void img_pick_scale(int region_h, int region_w, int target_h, int target_w, int 
  * Other libjpeg warnings (extraneous bytes before a marker) are accepted, as TensorFlow does. */
 int img_decode_jpeg(img_decoder *d, const uint8_t *jpeg, size_t n, int num, int den, int channels,
                     uint8_t **buf, size_t *cap, int *h, int *w, sb_err *err);
+
+/* Where a window decode put its pixels: rows [y0, y0 + h) and columns [x0, x0 + w) of the
+ * img_h x img_w image decoded at the chosen scale. */
+typedef struct img_window {
+    int y0, x0, h, w;
+    int img_h, img_w;
+} img_window;
+
+/* Decode only rows [y0, y1) and columns [x0, x1) (clipped to the image) of the JPEG at scale
+ * num/den, with libjpeg's defaults as img_decode_jpeg. The columns are widened to iMCU
+ * boundaries (win->x0 <= x0, win->x0 + win->w >= x1); *buf holds (win->h, win->w, channels) and
+ * every pixel equals the same pixel of a whole-image decode. Rows after y1 are not decoded, so
+ * damage below the window goes unnoticed. Returns 0 or SB_E_JPEG (not a JPEG, a fatal libjpeg
+ * error, data that ends inside the window). */
+int img_decode_jpeg_window(img_decoder *d, const uint8_t *jpeg, size_t n, int num, int den,
+                           int channels, int y0, int x0, int y1, int x1, uint8_t **buf,
+                           size_t *cap, img_window *win, sb_err *err);
 
 /* =============================================================================================
  * The pipeline

@@ -405,12 +405,12 @@ static void compare_scaled(img_decoder *d, const uint8_t *jpeg, size_t n, const 
 
 static void test_dct_scale_choice(void **state) {
     (void)state;
-    /* the rule: smallest factor whose region still has the target's pixels */
+    /* the rule: the smallest of 1/2, 1/4, 1/8 whose region still has the target's pixels */
     int num, den;
     img_pick_scale(375, 500, 256, 341, &num, &den);
-    assert_true(num == 3 && den == 4);                   /* 281.25 >= 256; 5/8 gives 234 */
-    img_pick_scale(375, 500, 375, 500, &num, &den);
-    assert_true(num == 1 && den == 1);                   /* no room */
+    assert_true(num == 1 && den == 1);                   /* 1/2 gives 187 < 256 */
+    img_pick_scale(750, 1000, 256, 341, &num, &den);
+    assert_true(num == 1 && den == 2);                   /* 375 >= 256 */
     img_pick_scale(375, 500, 512, 683, &num, &den);
     assert_true(num == 1 && den == 1);                   /* upsampling: full size */
     img_pick_scale(2000, 2000, 224, 224, &num, &den);
@@ -419,6 +419,8 @@ static void test_dct_scale_choice(void **state) {
     assert_true(num == 1 && den == 4);
     img_pick_scale(500, 1000, 250, 224, &num, &den);     /* both dimensions count */
     assert_true(num == 1 && den == 2);
+    img_pick_scale(1000, 1000, 600, 600, &num, &den);    /* 7/8 and 3/4 are never used */
+    assert_true(num == 1 && den == 1);
 }
 
 /* Scaled decode + preprocessing against full decode + preprocessing, for each kind that
@@ -426,7 +428,7 @@ static void test_dct_scale_choice(void **state) {
  * pixel would show); on a textured one the full-size bilinear path aliases (it samples 4 of
  * every 9+ pixels when it shrinks) and the DCT-scaled one does not, so they differ more. */
 static void dct_cases(int texture, double mean_tol, double max_tol) {
-    const int H = 375, W = 500;
+    const int H = 750, W = 1000;
     uint8_t *px = natural_image(H, W, 11, texture);
     size_t n;
     uint8_t *jpeg = encode_jpeg(px, H, W, 90, &n);
@@ -438,20 +440,103 @@ static void dct_cases(int texture, double mean_tol, double max_tol) {
     prep_rng r;
     prep_rng_seed(&r, 0, 0, 0, 0);
     prep_sample(&ve, H, W, NULL, 0, &r, &p);
-    compare_scaled(d, jpeg, n, &ve, &p, H, W, 3, 4, mean_tol, max_tol);
-    /* vgg train, side 300 -> 7/8 (328 >= 300) */
+    compare_scaled(d, jpeg, n, &ve, &p, H, W, 1, 2, mean_tol, max_tol);
+    /* vgg train, side 300 -> 1/2 (375 >= 300) */
     prep_spec vt = {PREP_KIND_VGG, 1, 224, 224};
     p = (prep_params){.resize_side = 300, .crop_y = 40, .crop_x = 90, .flip = 1};
-    compare_scaled(d, jpeg, n, &vt, &p, H, W, 7, 8, mean_tol, max_tol);
-    /* inception train, a large box shrunk to 96: scale 3/8 */
+    compare_scaled(d, jpeg, n, &vt, &p, H, W, 1, 2, mean_tol, max_tol);
+    /* inception train, a large box shrunk to 96: scale 1/4 (150 >= 96) */
     prep_spec it = {PREP_KIND_INCEPTION, 1, 96, 96};
-    p = (prep_params){.crop_y = 20, .crop_x = 50, .crop_h = 300, .crop_w = 400, .flip = 0,
+    p = (prep_params){.crop_y = 40, .crop_x = 100, .crop_h = 600, .crop_w = 800, .flip = 0,
                       .brightness = 0.02f, .saturation = 1.1f};
-    compare_scaled(d, jpeg, n, &it, &p, H, W, 3, 8, mean_tol * 2.5, max_tol * 1.5);
-    /* inception eval at 1/4: central 329 x 438 region -> 64 */
+    compare_scaled(d, jpeg, n, &it, &p, H, W, 1, 4, mean_tol * 2.5, max_tol * 1.5);
+    /* inception eval at 1/8: central 657 x 876 region -> 64 */
     prep_spec ie = {PREP_KIND_INCEPTION, 0, 64, 64};
     prep_sample(&ie, H, W, NULL, 0, &r, &p);
-    compare_scaled(d, jpeg, n, &ie, &p, H, W, 1, 4, mean_tol * 2.5, max_tol * 1.5);
+    compare_scaled(d, jpeg, n, &ie, &p, H, W, 1, 8, mean_tol * 2.5, max_tol * 1.5);
+    img_decoder_destroy(d);
+    free(jpeg);
+    free(px);
+}
+
+/* A window decode returns exactly the whole decode's pixels, at every scale, at odd offsets, at
+ * the image's edges, in RGB and grey; and windowed preprocessing equals whole-image
+ * preprocessing bit for bit. */
+static void test_window_decode_exact(void **state) {
+    (void)state;
+    const int H = 375, W = 500;
+    uint8_t *px = natural_image(H, W, 5, 1);
+    size_t n;
+    uint8_t *jpeg = encode_jpeg(px, H, W, 90, &n);
+    img_decoder *d;
+    sb_err e;
+    assert_int_equal(img_decoder_create(&d, &e), 0);
+    static const int wins[][4] = {{0, 0, 375, 500}, {37, 61, 300, 285}, {0, 3, 17, 9},
+                                  {360, 480, 375, 500}, {100, 0, 101, 500}, {5, 250, 370, 251}};
+    static const int scales[] = {1, 2, 4, 8};
+    uint8_t *full = NULL, *part = NULL;
+    size_t fcap = 0, pcap = 0;
+    for (int ch = 1; ch <= 3; ch += 2)
+        for (size_t si = 0; si < SB_ARRAY_LEN(scales); si++) {
+            const int den = scales[si];
+            int fh, fw;
+            assert_int_equal(img_decode_jpeg(d, jpeg, n, 1, den, ch, &full, &fcap, &fh, &fw, &e), 0);
+            for (size_t wi = 0; wi < SB_ARRAY_LEN(wins); wi++) {
+                int y0 = wins[wi][0] / den, x0 = wins[wi][1] / den;
+                int y1 = SB_MAX(y0 + 1, wins[wi][2] / den), x1 = SB_MAX(x0 + 1, wins[wi][3] / den);
+                img_window win;
+                assert_int_equal(img_decode_jpeg_window(d, jpeg, n, 1, den, ch, y0, x0, y1, x1,
+                                                        &part, &pcap, &win, &e), 0);
+                assert_int_equal(win.img_h, fh);
+                assert_int_equal(win.img_w, fw);
+                assert_true(win.y0 == y0 && win.h == y1 - y0);
+                assert_true(win.x0 <= x0 && win.x0 + win.w >= x1 && win.x0 + win.w <= fw);
+                for (int y = 0; y < win.h; y++)
+                    if (memcmp(part + (size_t)y * win.w * ch,
+                               full + ((size_t)(win.y0 + y) * fw + win.x0) * ch,
+                               (size_t)win.w * ch)) {
+                        fail_msg("window [%d,%d)x[%d,%d) scale 1/%d C=%d: row %d differs", y0, y1,
+                                 x0, x1, den, ch, y);
+                    }
+            }
+        }
+    /* windowed vgg train preprocessing == whole-image preprocessing, exactly */
+    prep_spec s = {PREP_KIND_VGG, 1, 224, 224};
+    void *work = malloc(prep_workspace_size(&s, 3));
+    float *a = malloc(224 * 224 * 3 * sizeof(float)), *b = malloc(224 * 224 * 3 * sizeof(float));
+    int fh, fw;
+    assert_int_equal(img_decode_jpeg(d, jpeg, n, 1, 1, 3, &full, &fcap, &fh, &fw, &e), 0);
+    for (int i = 0; i < 20; i++) {
+        prep_rng r;
+        prep_rng_seed(&r, 3, 0, 0, (uint64_t)i);
+        prep_params p;
+        prep_sample(&s, H, W, NULL, 0, &r, &p);
+        int y0, x0, y1, x1;
+        prep_window(&s, H, W, H, W, 1, 1, &p, work, &y0, &x0, &y1, &x1);
+        assert_true(y0 >= 0 && x0 >= 0 && y1 <= H && x1 <= W && y0 < y1 && x0 < x1);
+        img_window win;
+        assert_int_equal(img_decode_jpeg_window(d, jpeg, n, 1, 1, 3, y0, x0, y1, x1, &part, &pcap,
+                                                &win, &e), 0);
+        prep_apply_window(a, part, win.y0, win.x0, win.h, win.w, 3, win.img_h, win.img_w, H, W, 1,
+                          1, &s, &p, work);
+        prep_apply(b, full, fh, fw, 3, H, W, 1, 1, &s, &p, work);
+        assert_memory_equal(a, b, 224 * 224 * 3 * sizeof(float));
+    }
+    /* data that ends inside the window is an error; below the window it is never read */
+    img_window win;
+    assert_int_equal(img_decode_jpeg_window(d, jpeg, n / 2, 1, 1, 3, 300, 0, 375, 500, &part,
+                                            &pcap, &win, &e), SB_E_JPEG);
+    assert_non_null(strstr(e.msg, "Premature end"));
+    assert_int_equal(img_decode_jpeg_window(d, jpeg, n, 1, 1, 3, 0, 0, 20, 20, &part, &pcap, &win,
+                                            &e), 0); /* the decoder recovers */
+    const uint8_t junk[32] = {'n', 'o', 't'};
+    assert_int_equal(img_decode_jpeg_window(d, junk, sizeof junk, 1, 1, 3, 0, 0, 1, 1, &part,
+                                            &pcap, &win, &e), SB_E_JPEG);
+    free(a);
+    free(b);
+    free(work);
+    free(full);
+    free(part);
     img_decoder_destroy(d);
     free(jpeg);
     free(px);
@@ -464,7 +549,7 @@ static void test_dct_scaled_decode_smooth(void **state) {
 
 static void test_dct_scaled_decode_textured(void **state) {
     (void)state;
-    dct_cases(1, 3.0, 30.0);
+    dct_cases(1, 4.0, 30.0);
 }
 
 int main(void) {
@@ -477,6 +562,7 @@ int main(void) {
         cmocka_unit_test(test_geometry_exact),
         cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_dct_scale_choice),
+        cmocka_unit_test(test_window_decode_exact),
         cmocka_unit_test(test_dct_scaled_decode_smooth),
         cmocka_unit_test(test_dct_scaled_decode_textured),
     };

@@ -327,26 +327,19 @@ static void copy_window(float *out, int H, int W, int C, const uint8_t *img, int
     }
 }
 
-void prep_apply(float *out, const uint8_t *img, int img_h, int img_w, int C, int src_h, int src_w,
-                int scale_num, int scale_den, const prep_spec *s, const prep_params *p,
-                void *work) {
+/* The taps of the kinds that resample (vgg, inception) into ws; 0 for the others. */
+static int make_taps(const prep_spec *s, int img_h, int img_w, int src_h, int src_w, int num,
+                     int den, const prep_params *p, workspace *ws) {
     const int H = s->out_h, W = s->out_w;
-    const size_t n = (size_t)H * W;
-    workspace ws = carve(s, C, work);
-    SB_ASSERT(C == 1 || C == 3);
     switch (s->kind) {
     case PREP_KIND_VGG: {
-        SB_ASSERTF(C == 3, "vgg_preprocessing subtracts 3 channel means, image has %d", C);
         int nh, nw;
         prep_vgg_resized_size(src_h, src_w, p->resize_side, &nh, &nw);
         SB_ASSERTF(p->crop_y >= 0 && p->crop_x >= 0 && p->crop_y + H <= nh && p->crop_x + W <= nw,
                    "vgg crop (%d,%d)+%dx%d outside %dx%d", p->crop_y, p->crop_x, H, W, nh, nw);
-        prep_taps(ws.ty, H, p->crop_y, 0, 0, src_h, nh, img_h, scale_num, scale_den);
-        prep_taps(ws.tx, W, p->crop_x, p->flip, 0, src_w, nw, img_w, scale_num, scale_den);
-        const float mul[3] = {1.0f, 1.0f, 1.0f};
-        const float add[3] = {-PREP_VGG_R_MEAN, -PREP_VGG_G_MEAN, -PREP_VGG_B_MEAN};
-        prep_resample(out, img, img_w, C, ws.ty, H, ws.tx, W, 1.0f, mul, add, ws.rows);
-        break;
+        prep_taps(ws->ty, H, p->crop_y, 0, 0, src_h, nh, img_h, num, den);
+        prep_taps(ws->tx, W, p->crop_x, p->flip, 0, src_w, nw, img_w, num, den);
+        return 1;
     }
     case PREP_KIND_INCEPTION: {
         SB_ASSERTF(p->crop_y >= 0 && p->crop_x >= 0 && p->crop_h > 0 && p->crop_w > 0 &&
@@ -354,17 +347,88 @@ void prep_apply(float *out, const uint8_t *img, int img_h, int img_w, int C, int
                    "inception box (%d,%d)+%dx%d outside %dx%d", p->crop_y, p->crop_x, p->crop_h,
                    p->crop_w, src_h, src_w);
         const int flip = s->is_training && p->flip;
-        prep_taps(ws.ty, H, 0, 0, p->crop_y, p->crop_h, H, img_h, scale_num, scale_den);
-        prep_taps(ws.tx, W, 0, flip, p->crop_x, p->crop_w, W, img_w, scale_num, scale_den);
+        prep_taps(ws->ty, H, 0, 0, p->crop_y, p->crop_h, H, img_h, num, den);
+        prep_taps(ws->tx, W, 0, flip, p->crop_x, p->crop_w, W, img_w, num, den);
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+static void tap_bounds(const prep_tap *t, int n, int *lo, int *hi) {
+    int a = t[0].lo, b = t[0].hi;
+    for (int i = 0; i < n; i++) {
+        a = SB_MIN(a, SB_MIN(t[i].lo, t[i].hi));
+        b = SB_MAX(b, SB_MAX(t[i].lo, t[i].hi));
+    }
+    *lo = a;
+    *hi = b + 1;
+}
+
+void prep_window(const prep_spec *s, int img_h, int img_w, int src_h, int src_w, int num,
+                 int den, const prep_params *p, void *work, int *y0, int *x0, int *y1, int *x1) {
+    workspace ws = carve(s, 0, work);
+    if (!make_taps(s, img_h, img_w, src_h, src_w, num, den, p, &ws)) {
+        *y0 = *x0 = 0;
+        *y1 = img_h;
+        *x1 = img_w;
+        return;
+    }
+    tap_bounds(ws.ty, s->out_h, y0, y1);
+    tap_bounds(ws.tx, s->out_w, x0, x1);
+}
+
+void prep_apply(float *out, const uint8_t *img, int img_h, int img_w, int C, int src_h, int src_w,
+                int scale_num, int scale_den, const prep_spec *s, const prep_params *p,
+                void *work) {
+    prep_apply_window(out, img, 0, 0, img_h, img_w, C, img_h, img_w, src_h, src_w, scale_num,
+                      scale_den, s, p, work);
+}
+
+static void shift_taps(prep_tap *t, int n, int origin, int len) {
+    for (int i = 0; i < n; i++) {
+        t[i].lo -= origin;
+        t[i].hi -= origin;
+        SB_ASSERTF(t[i].lo >= 0 && t[i].hi < len && t[i].lo < len && t[i].hi >= 0,
+                   "tap %d..%d outside the decoded window of %d", t[i].lo, t[i].hi, len);
+    }
+}
+
+void prep_apply_window(float *out, const uint8_t *win, int win_y0, int win_x0, int win_h,
+                       int win_w, int C, int img_h, int img_w, int src_h, int src_w,
+                       int scale_num, int scale_den, const prep_spec *s, const prep_params *p,
+                       void *work) {
+    const int H = s->out_h, W = s->out_w;
+    const size_t n = (size_t)H * W;
+    workspace ws = carve(s, C, work);
+    SB_ASSERT(C == 1 || C == 3);
+    if (make_taps(s, img_h, img_w, src_h, src_w, scale_num, scale_den, p, &ws)) {
+        shift_taps(ws.ty, H, win_y0, win_h);
+        shift_taps(ws.tx, W, win_x0, win_w);
+    } else {
+        SB_ASSERTF(win_y0 == 0 && win_x0 == 0 && win_h == img_h && win_w == img_w,
+                   "%s reads the whole image", prep_kind_name(s->kind));
+    }
+    const uint8_t *img = win;
+    switch (s->kind) {
+    case PREP_KIND_VGG: {
+        SB_ASSERTF(C == 3, "vgg_preprocessing subtracts 3 channel means, image has %d", C);
+        const float mul[3] = {1.0f, 1.0f, 1.0f};
+        const float add[3] = {-PREP_VGG_R_MEAN, -PREP_VGG_G_MEAN, -PREP_VGG_B_MEAN};
+        prep_resample(out, img, win_w, C, ws.ty, H, ws.tx, W, 1.0f, mul, add, ws.rows);
+        break;
+    }
+    case PREP_KIND_INCEPTION: {
         const float pre = (float)(1.0 / 255.0); /* convert_image_dtype: x * (1/255) */
         const float one[3] = {1.0f, 1.0f, 1.0f}, zero[3] = {0.0f, 0.0f, 0.0f};
         const float two[3] = {2.0f, 2.0f, 2.0f}, m1[3] = {-1.0f, -1.0f, -1.0f};
         if (!s->is_training) {
             /* (x - 0.5) * 2 == x * 2 - 1 exactly in binary floating point */
-            prep_resample(out, img, img_w, C, ws.ty, H, ws.tx, W, pre, two, m1, ws.rows);
+            prep_resample(out, img, win_w, C, ws.ty, H, ws.tx, W, pre, two, m1, ws.rows);
             break;
         }
-        prep_resample(out, img, img_w, C, ws.ty, H, ws.tx, W, pre, one, zero, ws.rows);
+        prep_resample(out, img, win_w, C, ws.ty, H, ws.tx, W, pre, one, zero, ws.rows);
         /* distort_color(fast_mode=True, ordering 0): brightness, then saturation; clip */
         for (size_t i = 0; i < n * C; i++) out[i] += p->brightness;
         if (C == 3) prep_adjust_saturation(out, n, p->saturation);

@@ -134,6 +134,20 @@ void prep_apply(float *out, const uint8_t *img, int img_h, int img_w, int C, int
                 int scale_num, int scale_den, const prep_spec *s, const prep_params *p,
                 void *work);
 
+/* The window of the decoded image (img_h x img_w, a decode of the src_h x src_w source at
+ * scale_num/scale_den) that prep_apply reads: rows [*y0, *y1), columns [*x0, *x1). Kinds that do
+ * not resample read the whole image. work: prep_workspace_size(s, C) bytes (any C). */
+void prep_window(const prep_spec *s, int img_h, int img_w, int src_h, int src_w, int scale_num,
+                 int scale_den, const prep_params *p, void *work, int *y0, int *x0, int *y1,
+                 int *x1);
+
+/* prep_apply on a decoded window: win holds (win_h, win_w, C), rows win_y0.. and columns
+ * win_x0.. of the img_h x img_w decode; it must contain prep_window's window (SB_ASSERT). */
+void prep_apply_window(float *out, const uint8_t *win, int win_y0, int win_x0, int win_h,
+                       int win_w, int C, int img_h, int img_w, int src_h, int src_w,
+                       int scale_num, int scale_den, const prep_spec *s, const prep_params *p,
+                       void *work);
+
 /* ---------------------------------------------------------------------------------------------
  * Building blocks (exposed for the tests).
  * ------------------------------------------------------------------------------------------- */

@@ -298,6 +298,35 @@ static void test_geometry_exact(void **state) {
     free(px);
 }
 
+/* The branch-free saturation kernel equals TF's scalar helpers bit for bit, including grey
+ * pixels (range 0), hue wrap-around, channels out of [0, 1] after a brightness shift. */
+static void test_saturation_fast_equals_ref(void **state) {
+    (void)state;
+    enum { N = 20000 };
+    float *a = malloc(3 * N * sizeof(float)), *b = malloc(3 * N * sizeof(float));
+    prep_rng r;
+    prep_rng_seed(&r, 5, 0, 0, 0);
+    for (int i = 0; i < 3 * N; i++) a[i] = prep_rng_uniform(&r) * 1.4f - 0.2f;
+    for (int i = 0; i < 300; i++) a[3 * i] = a[3 * i + 1] = a[3 * i + 2]; /* grey */
+    for (int i = 300; i < 600; i++) a[3 * i] = a[3 * i + 1];              /* r == g ties */
+    a[3 * 600] = a[3 * 600 + 1] = a[3 * 600 + 2] = 0.0f;                   /* black */
+    const float factors[] = {0.5f, 0.97f, 1.0f, 1.35f, 1.5f};
+    for (size_t f = 0; f < SB_ARRAY_LEN(factors); f++) {
+        memcpy(b, a, 3 * N * sizeof(float));
+        float *c = malloc(3 * N * sizeof(float));
+        memcpy(c, a, 3 * N * sizeof(float));
+        prep_adjust_saturation(b, N, factors[f]);
+        prep_adjust_saturation_ref(c, N, factors[f]);
+        for (int i = 0; i < 3 * N; i++)
+            if (memcmp(&b[i], &c[i], sizeof(float)))
+                fail_msg("factor %g value %d: fast %.9g ref %.9g (input %.9g)", factors[f], i, b[i],
+                         c[i], a[i]);
+        free(c);
+    }
+    free(a);
+    free(b);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Random choices: ranges, determinism, TF's sampler constraints.
  * ------------------------------------------------------------------------------------------- */
@@ -560,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_inception_against_reference),
         cmocka_unit_test(test_lenet_cifarnet_against_reference),
         cmocka_unit_test(test_geometry_exact),
+        cmocka_unit_test(test_saturation_fast_equals_ref),
         cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_dct_scale_choice),
         cmocka_unit_test(test_window_decode_exact),

@@ -149,7 +149,49 @@ static void hsv_to_rgb(float h, float s, float v, float *r, float *g, float *b) 
     *b = bb + m;
 }
 
+/* The same arithmetic as rgb_to_hsv / scale s / hsv_to_rgb above, written without branches so
+ * the compiler vectorizes it (per-pixel: 1.4 ms -> a fraction for 299x299). The loops of
+ * hsv_to_rgb become dh - 2 * floor(dh / 2): h is in [0, 1], and every subtraction of 2 from a
+ * float in (0, 6] is exact, so the result is the same float. rgb_to_hsv/hsv_to_rgb stay as the
+ * readable reference (prep_adjust_saturation_ref). */
+/* std::max / std::min as TF's kernel uses them (fmaxf would be a libm call without
+ * -ffinite-math-only, which keeps the loop from vectorizing). */
+static inline float max_f(float a, float b) { return a < b ? b : a; }
+static inline float min_f(float a, float b) { return b < a ? b : a; }
+
 void prep_adjust_saturation(float *x, size_t n, float factor) {
+    for (size_t i = 0; i < n; i++) {
+        float *p = x + 3 * i;
+        const float r = p[0], g = p[1], b = p[2];
+        const float vv = max_f(r, max_f(g, b));
+        const float range = vv - min_f(r, min_f(g, b));
+        /* every candidate computed, then selected: no conditional division to block if-
+         * conversion (a division by 0 here gives inf/NaN that the selects discard) */
+        const float sdiv = range / vv;
+        float s = vv > 0 ? sdiv : 0.0f;
+        const float norm = 1.0f / (6.0f * range);
+        const float h_r = norm * (g - b), h_g = norm * (b - r) + (float)(2.0 / 6.0),
+                    h_b = norm * (r - g) + (float)(4.0 / 6.0);
+        float hh = r == vv ? h_r : g == vv ? h_g : h_b;
+        hh = range <= 0.0f ? 0.0f : hh;
+        hh = hh < 0.0f ? hh + 1 : hh;
+        s = min_f(1.0f, max_f(0.0f, s * factor));
+        const float c = s * vv, m = vv - c, dh = hh * 6;
+        const int cat = (int)dh;
+        const float fm = dh - 2.0f * floorf(dh * 0.5f);
+        const float xx = c * (1 - fabsf(fm - 1));
+        const int c0 = cat == 0, c1 = cat == 1, c2 = cat == 2, c3 = cat == 3, c4 = cat == 4,
+                  c5 = cat == 5;
+        const float rr = (c0 | c5) ? c : (c1 | c4) ? xx : 0.0f;
+        const float gg = (c1 | c2) ? c : (c0 | c3) ? xx : 0.0f;
+        const float bb = (c3 | c4) ? c : (c2 | c5) ? xx : 0.0f;
+        p[0] = rr + m;
+        p[1] = gg + m;
+        p[2] = bb + m;
+    }
+}
+
+void prep_adjust_saturation_ref(float *x, size_t n, float factor) {
     for (size_t i = 0; i < n; i++) {
         float *p = x + 3 * i, h, s, v;
         rgb_to_hsv(p[0], p[1], p[2], &h, &s, &v);

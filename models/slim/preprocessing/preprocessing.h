@@ -177,6 +177,8 @@ void prep_resample(float *out, const uint8_t *img, int img_w, int C, const prep_
 /* TF's adjust_saturation kernel on one RGB image in place (HSV round trip, s clipped to [0,1]).
  * x: (n, 3). */
 void prep_adjust_saturation(float *x, size_t n, float factor);
+/* The same, written as TF's scalar helpers (the reference the fast version is tested against). */
+void prep_adjust_saturation_ref(float *x, size_t n, float factor);
 /* tf.image.per_image_standardization in place. x: n values. */
 void prep_per_image_standardization(float *x, size_t n);
 /* tf.image.adjust_contrast in place: per channel (x - mean) * factor + mean. x: (n, C). */

@@ -143,6 +143,17 @@ static void test_decode_matches_pil(void **state) {
         size_t diff = 0;
         for (size_t i = 0; i < (size_t)h * w * 3; i++) diff += buf[i] != ref[i];
         if (diff) fail_msg("%s: %zu of %d decoded values differ from PIL's", name, diff, h * w * 3);
+        /* the libjpeg window path on the whole image, and on an inner window, agrees too */
+        img_window win;
+        assert_int_equal(img_decode_jpeg_window(d, jpeg, n, 1, 1, 3, 0, 0, h, w, &buf, &cap, &win,
+                                                &e), 0);
+        assert_true(win.h == h && win.w == w);
+        assert_memory_equal(buf, ref, (size_t)h * w * 3);
+        assert_int_equal(img_decode_jpeg_window(d, jpeg, n, 1, 1, 3, 3, 5, h - 4, w - 7, &buf, &cap,
+                                                &win, &e), 0);
+        for (int y = 0; y < win.h; y++)
+            assert_memory_equal(buf + (size_t)y * win.w * 3,
+                                ref + ((size_t)(win.y0 + y) * w + win.x0) * 3, (size_t)win.w * 3);
         /* greyscale output of a colour JPEG: one channel */
         assert_int_equal(img_decode_jpeg(d, jpeg, n, 1, 1, 1, &buf, &cap, &dh, &dw, &e), 0);
         free(buf);

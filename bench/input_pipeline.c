@@ -82,7 +82,8 @@ static void natural_image(uint8_t *px, int h, int w, uint32_t seed, double sigma
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             double v[3] = {128 + 100 * sin(x * 3.1 / w + y * 1.3 / h + ph),
-                           128 + 90 * cos(y * 4.2 / h - x * 0.7 / w), 60 + 150.0 * (x + y) / (w + h)};
+                           128 + 90 * cos(y * 4.2 / h - x * 0.7 / w),
+                           60 + 150.0 * (x + y) / (w + h)};
             for (int b = 0; b < 4; b++) {
                 double d2 = (y - cy[b]) * (y - cy[b]) + (x - cx[b]) * (x - cx[b]);
                 double g = exp(-d2 / (2 * r[b] * r[b]));

@@ -594,8 +594,8 @@ int pipe_create(struct pipe **out, const pipe_config *cfg, sb_err *err) {
 
     /* this replica's shards */
     char pattern[4096];
-    snprintf(pattern, sizeof pattern, "%s/%s-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]",
-             cfg->dataset_dir, cfg->split_name);
+    const char *d5 = "[0-9][0-9][0-9][0-9][0-9]";
+    snprintf(pattern, sizeof pattern, "%s/%s-%s-of-%s", cfg->dataset_dir, cfg->split_name, d5, d5);
     char **paths = NULL;
     size_t n_paths = 0;
     if ((rc = dsf_glob(pattern, &paths, &n_paths, err))) goto fail;
@@ -624,8 +624,8 @@ int pipe_create(struct pipe **out, const pipe_config *cfg, sb_err *err) {
         goto fail;
     }
     if (!p->epoch_size) {
-        rc = sb_err_set(err, SB_E_NOTFOUND, "the %d %s shard(s) of replica %d in %s hold no records",
-                        p->n_shards, cfg->split_name, p->cfg.replica_rank, cfg->dataset_dir);
+        rc = sb_err_set(err, SB_E_NOTFOUND,
+                        "the %d %s shard(s) of replica %d in %s hold no records", p->n_shards, cfg->split_name, p->cfg.replica_rank, cfg->dataset_dir);
         goto fail;
     }
     p->order = sb_xcalloc((size_t)p->n_shards, sizeof *p->order);

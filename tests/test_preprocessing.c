@@ -31,7 +31,8 @@ static uint8_t *read_whole(const char *name, size_t *n) {
     snprintf(path, sizeof path, "%s/%s", dir ? dir : "tests/reference", name);
     char *data;
     sb_err e;
-    if (sb_read_file(path, &data, n, &e)) fail_msg("%s (run tests/reference/gen_preprocessing.py)", e.msg);
+    if (sb_read_file(path, &data, n, &e))
+        fail_msg("%s (run tests/reference/gen_preprocessing.py)", e.msg);
     return (uint8_t *)data;
 }
 
@@ -61,7 +62,8 @@ static uint8_t *natural_image(int h, int w, uint32_t seed, int texture) {
             s = s * 1664525u + 1013904223u;
             double noise = texture ? ((s >> 8) & 0xff) / 255.0 * 16 - 8 : 0;
             double v[3] = {128 + 100 * sin(x * 3.1 / w + y * 1.3 / h),
-                           128 + 90 * cos(y * 4.2 / h - x * 0.7 / w), 60 + 150.0 * (x + y) / (w + h)};
+                           128 + 90 * cos(y * 4.2 / h - x * 0.7 / w),
+                           60 + 150.0 * (x + y) / (w + h)};
             double b = 70 * exp(-((y - h * 0.4) * (y - h * 0.4) + (x - w * 0.6) * (x - w * 0.6)) /
                                 (2.0 * h * h / 25));
             for (int c = 0; c < 3; c++) {
@@ -520,7 +522,8 @@ static void test_window_decode_exact(void **state) {
         for (size_t si = 0; si < SB_ARRAY_LEN(scales); si++) {
             const int den = scales[si];
             int fh, fw;
-            assert_int_equal(img_decode_jpeg(d, jpeg, n, 1, den, ch, &full, &fcap, &fh, &fw, &e), 0);
+            assert_int_equal(
+                img_decode_jpeg(d, jpeg, n, 1, den, ch, &full, &fcap, &fh, &fw, &e), 0);
             for (size_t wi = 0; wi < SB_ARRAY_LEN(wins); wi++) {
                 int y0 = wins[wi][0] / den, x0 = wins[wi][1] / den;
                 int y1 = SB_MAX(y0 + 1, wins[wi][2] / den), x1 = SB_MAX(x0 + 1, wins[wi][3] / den);

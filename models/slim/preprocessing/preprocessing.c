@@ -139,7 +139,8 @@ static int random_crop_rect(int ow, int oh, float min_rel, float max_rel, float 
     }
     if (max_height > oh) max_height = oh;
     if (height >= max_height) height = max_height;
-    if (height < max_height) height += (int)prep_rng_below(rng, (uint32_t)(max_height - height + 1));
+    if (height < max_height)
+        height += (int)prep_rng_below(rng, (uint32_t)(max_height - height + 1));
     int width = (int)lrintf((float)height * aspect);
     float area = (float)(width * height);
     if (area < min_area) {
@@ -244,8 +245,9 @@ void prep_sample(const prep_spec *s, int src_h, int src_w, const float *boxes, s
     case PREP_KIND_CIFARNET:
         if (s->is_training) {
             int ph = src_h + 2 * PREP_CIFARNET_PADDING, pw = src_w + 2 * PREP_CIFARNET_PADDING;
-            p->crop_y = ph >= s->out_h ? (int)prep_rng_below(rng, (uint32_t)(ph - s->out_h + 1)) : 0;
-            p->crop_x = pw >= s->out_w ? (int)prep_rng_below(rng, (uint32_t)(pw - s->out_w + 1)) : 0;
+            const int ly = ph - s->out_h + 1, lx = pw - s->out_w + 1;
+            p->crop_y = ly > 0 ? (int)prep_rng_below(rng, (uint32_t)ly) : 0;
+            p->crop_x = lx > 0 ? (int)prep_rng_below(rng, (uint32_t)lx) : 0;
             p->flip = prep_rng_uniform(rng) < 0.5f;
             p->brightness = prep_rng_uniform(rng) * (63.0f - -63.0f) + -63.0f;
             p->contrast = prep_rng_uniform(rng) * (1.8f - 0.2f) + 0.2f;

@@ -203,15 +203,19 @@ static void sg_a_pack_t(const void *ctx, float *dst, int i0, int mc, int k0, int
     }
 }
 
+/* Row by row, each row dealt out to the panels: B is read sequentially (for a full-width block,
+ * one contiguous stream the hardware prefetcher follows, which matters when B comes from
+ * memory, as dy does in the backward-filter pass). */
 void kn_pack_b_rows(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int j0, int nc) {
-    for (int jp = 0; jp < nc; jp += KN_NR) {
-        const int nr = SB_MIN(KN_NR, nc - jp);
-        for (int k = 0; k < kc; k++) {
-            float *d = dst + (size_t)k * KN_NR;
-            memcpy(d, B + (ptrdiff_t)(k0 + k) * ldb + j0 + jp, sizeof(float) * nr);
+    const size_t panel = (size_t)kc * KN_NR;
+    for (int k = 0; k < kc; k++) {
+        const float *src = B + (ptrdiff_t)(k0 + k) * ldb + j0;
+        float *d = dst + (size_t)k * KN_NR;
+        for (int jp = 0; jp < nc; jp += KN_NR, d += panel) {
+            const int nr = SB_MIN(KN_NR, nc - jp);
+            memcpy(d, src + jp, sizeof(float) * nr);
             if (nr < KN_NR) memset(d + nr, 0, sizeof(float) * (KN_NR - nr));
         }
-        dst += (size_t)kc * KN_NR;
     }
 }
 

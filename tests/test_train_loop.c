@@ -311,6 +311,15 @@ static void test_deterministic(void **state) {
     free(launch(0, dir, "%s --train_dir=%s/c --seed=4", flags, dir));
     snprintf(b, sizeof b, "%s/c/model.ckpt-3", dir);
     assert_false(files_equal(a, b));
+    /* batch norm (moving statistics and their averages) on two threads, small images */
+    const char *bn = "--model_name=resnet_v1_50 --train_image_size=64 --batch_size=2 "
+                     "--threads_per_replica=2 --optimizer=sgd --max_number_of_steps=2 "
+                     "--num_warmup_steps=1 --moving_average_decay=0.9 --save_summaries_secs=0";
+    free(launch(0, dir, "%s --train_dir=%s/d", bn, dir));
+    free(launch(0, dir, "%s --train_dir=%s/e", bn, dir));
+    snprintf(a, sizeof a, "%s/d/model.ckpt-2", dir);
+    snprintf(b, sizeof b, "%s/e/model.ckpt-2", dir);
+    assert_true(files_equal(a, b));
     tu_remove_tree(dir);
 }
 

@@ -487,8 +487,11 @@ static void check_fd(const char *model, int image_size, int batch, int classes, 
     memcpy(g1, net_grads(n), net_grads_len(n) * sizeof(float));
     net_forward(n, NET_MODE_TRAIN, seed);
     net_backward(n);
+    /* up to rounding: an element that is a small sum of large partials carries their error */
+    float gmax = 0;
+    for (size_t k = 0; k < net_grads_len(n); k++) gmax = fmaxf(gmax, fabsf(g1[k]));
     for (size_t k = 0; k < net_grads_len(n); k++)
-        if (fabsf(net_grads(n)[k] - 2 * g1[k]) > 1e-5f * fabsf(g1[k]) + 1e-12f)
+        if (fabsf(net_grads(n)[k] - 2 * g1[k]) > 1e-4f * fabsf(g1[k]) + 1e-5f * gmax)
             fail_msg("%s: gradient %zu does not accumulate: %g then %g", model, k, g1[k], net_grads(n)[k]);
     float *p = net_params(n);
     for (int vi = 0; vars[vi]; vi++) {

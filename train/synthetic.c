@@ -42,6 +42,11 @@ static void synth_destroy(void *ctx) {
 
 void synthetic_source_create(data_source *src, int N, int H, int W, int C, int num_classes,
                              uint64_t seed) {
+    synthetic_source_create_at(src, N, H, W, C, num_classes, seed, 0);
+}
+
+void synthetic_source_create_at(data_source *src, int N, int H, int W, int C, int num_classes,
+                                uint64_t seed, uint64_t first) {
     SB_ASSERT(N > 0 && H > 0 && W > 0 && C > 0 && num_classes > 0);
     synth *s = sb_xcalloc(1, sizeof *s);
     s->N = N;
@@ -50,7 +55,7 @@ void synthetic_source_create(data_source *src, int N, int H, int W, int C, int n
     s->labels = sb_xmalloc((size_t)N * sizeof(int32_t));
     uint64_t base = mix64(seed ^ 0x73796e7468ULL);
     for (int i = 0; i < N; i++) {
-        uint64_t ex = mix64(base + (uint64_t)i);
+        uint64_t ex = mix64(base + first + (uint64_t)i);
         s->labels[i] = (int32_t)(mix64(ex) % (uint64_t)num_classes);
         float *img = s->images + (size_t)i * s->image_floats;
         for (size_t k = 0; k < s->image_floats; k++) {

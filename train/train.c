@@ -298,7 +298,8 @@ static int setup(trainer *t, const train_config *c, sb_err *err) {
                       .image_size = c->image_size,
                       .image_channels = c->image_channels,
                       .batch_size = c->batch_size,
-                      .label_smoothing = c->label_smoothing};
+                      .label_smoothing = c->label_smoothing,
+                      .dropout_keep_prob = c->dropout_keep_prob};
     int rc = net_create(&t->n, c->model_name, &no, err);
     if (rc) return rc;
     net_alloc(t->n);
@@ -376,6 +377,9 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
     step_times st = {0};
     int rc = setup(&t, c, err);
     if (rc) goto done;
+    if (c->replicas_sync) /* replicas start from rank 0's state */
+        c->replicas_sync(t.n, t.slots, (size_t)t.nslots * t.G, t.scalars, OPT_MAX_SCALARS, t.ema,
+                         &t.step, c->allreduce_ctx);
     const bool ckpts = c->train_dir && c->train_dir[0];
     if (ckpts) {
         rc = sb_mkdirs(c->train_dir, err);

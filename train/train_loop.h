@@ -140,6 +140,10 @@ typedef struct data_source {
 /* A synthetic source of batches of N x H x W x C images with labels in [0, num_classes). */
 void synthetic_source_create(data_source *src, int N, int H, int W, int C, int num_classes,
                              uint64_t seed);
+/* The same with examples [first, first + N) of that seed's example sequence (replica r of a
+ * data-parallel job at batch N reads first = r * N; dist/shard.c). */
+void synthetic_source_create_at(data_source *src, int N, int H, int W, int C, int num_classes,
+                                uint64_t seed, uint64_t first);
 /* A source over datasets/' input pipeline (train/data_source.c); it owns p: destroying the
  * source destroys the pipeline (and warns with the count of corrupt records skipped). */
 struct pipe;
@@ -176,10 +180,17 @@ typedef struct train_config {
     int max_to_keep;                /* checkpoints kept (5) */
     uint64_t seed;
     const char *step_csv;           /* NULL or "": none */
-    /* Sum the gradients of all replicas in place (grads: (n) floats, the trainable prefix of
-     * the parameters arena); NULL for one replica. dist/ sets it. */
+    /* Average the gradients of all replicas in place (grads: (n) floats, the trainable prefix
+     * of the parameters arena); NULL for one replica. dist/ sets it. */
     void (*allreduce)(float *grads, size_t n, void *ctx);
     void *allreduce_ctx;
+    /* Called once after the variables are initialized or restored, before the first step, with
+     * the run's state (slots: slot_floats floats, scalars: nscalars, ema: NULL without moving
+     * averages); dist/ broadcasts rank 0's copy and hooks into n's backward. NULL: one replica.
+     * Gets allreduce_ctx. */
+    void (*replicas_sync)(net *n, float *slots, size_t slot_floats, float *scalars, int nscalars,
+                          float *ema, int64_t *global_step, void *ctx);
+    float dropout_keep_prob;        /* <= 0: the model's default; 1: dropout off */
 } train_config;
 
 typedef struct train_report {

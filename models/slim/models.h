@@ -167,6 +167,13 @@ float net_forward(net *n, net_mode mode, uint64_t seed);
 /* Backward pass after a NET_MODE_TRAIN forward: ADDS dL/dparam into net_grads() (the caller
  * zeroes it once per step, so micro-batches accumulate). */
 void net_backward(net *n);
+/* A hook net_backward calls after each layer (in backward order): grads[ready, grads_len) are
+ * final for this step. dist/ starts its gradient allreduce buckets from it. */
+typedef void (*net_grads_ready_fn)(void *ctx, size_t ready);
+/* Install (fn non-NULL) or remove the hook. Returns 0, or SB_E_UNSUPPORTED when the net's
+ * trainable variables are not in layer order in the gradient arena (the hook could not name a
+ * finished suffix); the hook is then not installed. */
+int net_set_grads_ready_hook(net *n, net_grads_ready_fn fn, void *ctx);
 /* Unweighted losses of the last forward: main (aux = 0) or auxiliary (aux = 1; 0 if none). */
 float net_loss(const net *n, int aux);
 

@@ -143,11 +143,42 @@ static void grad_end(net *n, int t, int acc) {
     n->grad_written[x->storage] = 1;
 }
 
+/* Start (in floats) of layer l's trainable gradients, SIZE_MAX when it has none. */
+static size_t layer_grads_start(const net *n, const net_layer *l) {
+    size_t lo = SIZE_MAX;
+    const int v[2] = {l->w, l->b};
+    for (int k = 0; k < 2; k++)
+        if (v[k] >= 0 && (n->vars[v[k]].flags & NET_VAR_TRAINABLE))
+            lo = SB_MIN(lo, n->vars[v[k]].offset);
+    return lo;
+}
+
+int net_set_grads_ready_hook(net *n, net_grads_ready_fn fn, void *ctx) {
+    size_t end = 0; /* every earlier layer's gradients end at or before this */
+    for (int i = 0; fn && i < n->n_layers; i++) {
+        const net_layer *l = &n->layers[i];
+        const int v[2] = {l->w, l->b};
+        for (int k = 0; k < 2; k++) {
+            if (v[k] < 0 || !(n->vars[v[k]].flags & NET_VAR_TRAINABLE)) continue;
+            if (n->vars[v[k]].offset < end) return SB_E_UNSUPPORTED;
+            end = n->vars[v[k]].offset + n->vars[v[k]].count;
+        }
+    }
+    n->grads_ready = fn;
+    n->grads_ready_ctx = ctx;
+    return 0;
+}
+
 void net_backward(net *n) {
     SB_ASSERTF(n->acts, "net_backward(%s) before net_alloc", n->model);
     const int32_t *labels = (const int32_t *)(n->acts + n->labels_off);
     memset(n->grad_written, 0, (size_t)n->n_tensors);
+    size_t ready = n->grads_len; /* grads[ready, grads_len) are final */
     for (int i = n->n_layers - 1; i >= 0; i--) {
+        if (n->grads_ready && i < n->n_layers - 1) {
+            ready = SB_MIN(ready, layer_grads_start(n, &n->layers[i + 1]));
+            n->grads_ready(n->grads_ready_ctx, ready);
+        }
         net_layer *l = &n->layers[i];
         const int x = l->in[0], y = l->out;
         const float *dy = NULL;
@@ -256,6 +287,7 @@ void net_backward(net *n) {
             SB_ASSERT(0);
         }
     }
+    if (n->grads_ready) n->grads_ready(n->grads_ready_ctx, 0);
 }
 
 float net_loss(const net *n, int aux) { return aux ? n->aux_loss : n->loss; }

@@ -124,6 +124,8 @@ struct net {
     float *params, *grads;
     unsigned char *acts, *act_grads, *ws;
     unsigned char *grad_written;           /* per tensor, used by backward */
+    net_grads_ready_fn grads_ready;        /* net_set_grads_ready_hook; NULL: none */
+    void *grads_ready_ctx;
 };
 
 /* ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include "core/sb.h"
 #include "flags/flags.h"
 #include "launcher/common/cmdline.h"
+#include "launcher/common/mpi_launch.h"
 #include "launcher/common/train_cmd.h"
 
 int main(int argc, char **argv) {
@@ -27,11 +28,14 @@ int main(int argc, char **argv) {
         status = CMD_EXIT_OK;
     }
     if (status < 0 && train_cmd_check(&tf, &sf, &err) != 0) status = cmd_report("launch", &err);
+    if (status < 0 && mpi_launch_wanted(&tf)) /* returns only when mpirun cannot start */
+        status = cmd_report("launch", (mpi_launch_exec(argc, argv, &tf, &sf, &err), &err));
     if (status < 0) {
-        flags_print_config(stdout, &spec);
+        if (dist_env_rank() == 0) flags_print_config(stdout, &spec);
         fflush(stdout);
         status = train_cmd_run(&tf, &sf, &err) == 0 ? CMD_EXIT_OK : cmd_report("launch", &err);
     }
+    mpi_launch_end(status); /* MPI_Finalize, or MPI_Abort on failure (no-op without MPI) */
     flags_values_fini(&flags_sb_table, &sf);
     flags_values_fini(&flags_train_table, &tf);
     return status;

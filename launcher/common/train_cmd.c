@@ -8,6 +8,7 @@
 
 #include "datasets/datasets.h"
 #include "datasets/pipeline.h"
+#include "launcher/common/mpi_launch.h"
 #include "models/slim/models.h"
 #include "train/train_loop.h"
 
@@ -151,7 +152,7 @@ static void config_columns(const flags_table *t, const void *values, sb_csv_line
 }
 
 static int append_results(const train_flags *tf, const sb_flags *sf, const train_report *rep,
-                          int threads, const char *data, sb_err *err) {
+                          int replicas, int threads, const char *data, sb_err *err) {
     const char *slash = strrchr(sf->results_csv, '/');
     if (slash && slash != sf->results_csv) {
         char dir[4096];
@@ -164,7 +165,8 @@ static int append_results(const train_flags *tf, const sb_flags *sf, const train
     sb_csv_line_init(&val);
     config_columns(&flags_train_table, tf, &hdr, &val);
     config_columns(&flags_sb_table, sf, &hdr, &val);
-    results_run_info info = {tf->model_name, tf->optimizer, data, tf->batch_size, 1, threads};
+    results_run_info info = {tf->model_name, tf->optimizer, data, tf->batch_size, replicas,
+                             threads};
     int rc = results_append_run(sf->results_csv, &info, rep, sb_csv_line_str(&hdr),
                                 sb_csv_line_str(&val), err);
     sb_csv_line_fini(&hdr);
@@ -177,11 +179,9 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
         printf("launch: --dry_run: flags parsed and checked; nothing trained, no results row.\n");
         return 0;
     }
-    if (tf->worker_replicas > 1)
-        return sb_err_set(err, SB_E_UNSUPPORTED,
-                          "flag --worker_replicas=%d: MPI replicas are not built in this "
-                          "revision; run one replica",
-                          tf->worker_replicas);
+    mpi_replicas ri; /* this replica of the MPI job (rank 0 of 1 outside mpirun) */
+    int rc = mpi_launch_begin(tf, &ri, err);
+    if (rc) return rc;
     const bool synthetic = use_synthetic(tf, sf);
     const dsf_dataset *ds = dsf_find(synthetic ? "imagenet" : tf->dataset_name);
     SB_ASSERTF(ds, "dataset %s", tf->dataset_name);
@@ -195,7 +195,8 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
                           "flag --labels_offset=%d leaves no classes of %s's %d", tf->labels_offset,
                           ds->name, ds->num_classes);
 
-    int threads = sf->threads_per_replica > 0 ? sf->threads_per_replica : omp_get_num_procs();
+    int threads = sf->threads_per_replica > 0 ? sf->threads_per_replica
+                                              : SB_MAX(1, omp_get_num_procs() / ri.local_size);
     omp_set_num_threads(threads);
 
     train_config c = {0};
@@ -205,7 +206,7 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     c.num_classes = num_classes;
     c.label_smoothing = (float)tf->label_smoothing;
     c.weight_decay = (float)tf->weight_decay;
-    int rc = train_cmd_opt_config(tf, &c.opt, err);
+    rc = train_cmd_opt_config(tf, &c.opt, err);
     if (rc == 0) rc = train_cmd_lr_config(tf, (int64_t)split->size, &c.lr, err);
     if (rc == 0) rc = as_usage(lr_config_check(&c.lr, err), err);
     if (rc) return rc;
@@ -225,6 +226,8 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     c.max_to_keep = 5; /* tf.train.Saver's default */
     c.seed = (uint64_t)sf->seed;
     c.step_csv = sf->step_csv;
+    rc = mpi_launch_train_config(tf, &ri, &c, err); /* hooks, schedule, rank 0 writes */
+    if (rc) return rc;
 
     /* The batch shape: the net's image size (or --train_image_size), the data's channels. */
     const int H = c.image_size > 0 ? c.image_size : net_default_image_size(tf->model_name);
@@ -237,7 +240,7 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
         if (rc) return rc;
         C = net_image_channels(probe);
         net_destroy(probe);
-        synthetic_source_create(&src, tf->batch_size, H, H, C, num_classes, c.seed);
+        dist_shard_synthetic(&src, ri.rank, tf->batch_size, H, H, C, num_classes, c.seed);
     } else {
         pipe_config pc = {
             .dataset_dir = tf->dataset_dir,
@@ -254,6 +257,8 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
             .seed = c.seed,
             .labels_offset = tf->labels_offset,
             .channels = tf->use_grayscale ? 1 : 0,
+            .replica_rank = ri.rank,
+            .replica_count = ri.size,
         };
         struct pipe *p = NULL;
         rc = pipe_create(&p, &pc, err);
@@ -262,7 +267,7 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
         data_source_from_pipe(&src, p);
     }
     c.image_channels = C;
-    if (sf->print_model[0]) {
+    if (sf->print_model[0] && ri.rank == 0) {
         net *probe = NULL;
         net_options no = {.num_classes = num_classes, .image_size = H, .image_channels = C,
                           .batch_size = tf->batch_size};
@@ -285,7 +290,11 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     rc = train_run(&c, &src, &rep, err);
     data_source_destroy(&src);
     if (rc) return rc;
-    rc = append_results(tf, sf, &rep, threads, synthetic ? "synthetic" : tf->dataset_dir, err);
+    if (ri.rank != 0) return 0; /* rank 0 reports for the job */
+    rep.images_per_sec *= ri.size; /* every replica trains a batch per step */
+    rep.images_per_sec_stdev *= ri.size;
+    rc = append_results(tf, sf, &rep, ri.size, threads, synthetic ? "synthetic" : tf->dataset_dir,
+                        err);
     if (rc) return rc;
     printf("----------------------------------------------------------------\n");
     printf("total images/sec: %.2f\n", rep.images_per_sec);

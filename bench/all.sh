@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# bench/all.sh — every benchmark and the report, from scratch, in one command:
+#   make deps (Debian packages) -> PyTorch for the peer (python3-torch, python3-torchvision; skipped
+#   with a message when it cannot be installed) -> bench/compare_builds.sh (builds the variants) ->
+#   bench/peers.sh -> bench/kernels and bench/convert with the native build -> bench/report.
+# Writes everything into <out>/ (default results/) and the report to <out>/report.md.
+# Options not listed here are passed to compare_builds.sh and peers.sh (--models, --batch_size,
+# --steps, --warmup, --repeats, --threads). Run from the repository root.
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/all.sh [--quick] [--out=DIR] [--no-deps] [--no-peers] [--no-kernels] [options...]
+
+  --quick        smoke configuration for every step (minutes, not hours)
+  --out=DIR      results directory (default: results)
+  --no-deps      do not install packages (make deps, python3-torch)
+  --no-peers     skip the PyTorch comparison
+  --no-kernels   skip bench/kernels (the per-layer plots then use older kernels_*.csv, if any)
+  options...     --models= --batch_size= --steps= --warmup= --repeats= --threads= are passed to
+                 compare_builds.sh and peers.sh
+EOF
+}
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out=results quick=0 deps=1 peers=1 kernels=1
+pass=()
+for arg in "$@"; do
+    case $arg in
+    --quick) quick=1 ;;
+    --out=*) out=${arg#*=} ;;
+    --no-deps) deps=0 ;;
+    --no-peers) peers=0 ;;
+    --no-kernels) kernels=0 ;;
+    --models=* | --batch_size=* | --steps=* | --warmup=* | --repeats=* | --threads=*) pass+=("$arg") ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "all.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
+    esac
+done
+q=()
+[ "$quick" = 0 ] || q=(--quick)
+step() { echo; echo "######## $*"; }
+
+if [ "$deps" = 1 ]; then
+    step "make deps"
+    make deps
+    if [ "$peers" = 1 ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+        step "installing the PyTorch peer (Debian: python3-torch python3-torchvision)"
+        sudo=""
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision; }; then
+            echo "all.sh: could not install python3-torch; the PyTorch comparison will be skipped" >&2
+        fi
+    fi
+fi
+
+step "bench/compare_builds.sh ${q[*]} ${pass[*]}"
+bench/compare_builds.sh --out="$out" "${q[@]}" "${pass[@]}"
+
+if [ "$peers" = 1 ]; then
+    step "bench/peers.sh ${q[*]} ${pass[*]}"
+    # peers.sh knows only vgg_16 and resnet_v1_50; --quick picks a small resnet_v1_50 run itself.
+    bench/peers.sh --out="$out" --no-build "${q[@]}" "${pass[@]}"
+fi
+
+if [ "$kernels" = 1 ]; then
+    step "build/native/bench/kernels ${q[*]}"
+    build/native/bench/kernels --csv="$out/kernels_native.csv" "${q[@]}"
+fi
+
+step "build/native/bench/convert ${q[*]}"
+build/native/bench/convert --csv="$out/convert.csv" "${q[@]}"
+
+step "bench/report"
+bench/report --results="$out"

@@ -1,0 +1,265 @@
+/* tests/test_bench_scripts.c — the benchmark scripts in bench/, checked without running a
+ * benchmark: they pass shellcheck; compare_builds.sh --dry-run lists the make, peak and launch
+ * commands of each variant in the interleaved order (rotated each repeat) with the card's
+ * configuration by default; bad options exit 2; peers.sh without PyTorch says it skips the peer;
+ * bench/report turns a small set of CSVs (written here) into a Markdown report with its tables
+ * and readable PNG plots. Seconds in all. Run from the repository root. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/sb.h"
+#include "tests/support/testutil.h"
+
+static const char *const k_scripts[] = {"bench/compare_builds.sh", "bench/peers.sh", "bench/report",
+                                        "bench/all.sh", "bench/lib.sh"};
+
+static int have(const char *tool) {
+    char *out;
+    int rc = tu_run(&out, "command -v %s", tool);
+    free(out);
+    return rc == 0;
+}
+
+static void test_scripts_pass_shellcheck(void **state) {
+    (void)state;
+    if (!have("shellcheck")) {
+        print_message("skipped: shellcheck is not installed (make deps installs it)\n");
+        skip();
+    }
+    for (size_t i = 0; i < SB_ARRAY_LEN(k_scripts); i++) {
+        char *out;
+        int rc = tu_run(&out, "shellcheck -x %s", k_scripts[i]);
+        if (rc != 0) fail_msg("shellcheck -x %s (exit %d):\n%s", k_scripts[i], rc, out);
+        free(out);
+        struct stat st;
+        assert_int_equal(stat(k_scripts[i], &st), 0);
+        if (strcmp(k_scripts[i], "bench/lib.sh") != 0 && !(st.st_mode & S_IXUSR))
+            fail_msg("%s is not executable", k_scripts[i]);
+    }
+}
+
+/* The lines of out that start with prefix, in order, into lines (at most max); returns count. */
+static int lines_starting(char *out, const char *prefix, char **lines, int max) {
+    int n = 0;
+    for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"))
+        if (!strncmp(l, prefix, strlen(prefix)) && n < max) lines[n++] = l;
+    return n;
+}
+
+static void test_compare_builds_dry_run_order(void **state) {
+    (void)state;
+    char *out;
+    int rc = tu_run(&out, "bench/compare_builds.sh --dry-run --variants=generic,native "
+                          "--models=lenet,cifarnet --repeats=2 --steps=3 --warmup=1 --batch_size=4 "
+                          "--threads=2 --out=/nonexistent/results");
+    if (rc != 0) fail_msg("exit %d:\n%s", rc, out);
+    char *copy = strdup(out);
+    char *mk[8], *ln[16];
+    assert_int_equal(lines_starting(copy, "make ", mk, 8), 2);
+    assert_non_null(strstr(mk[0], "BUILD=generic all bench"));
+    assert_non_null(strstr(mk[1], "BUILD=native all bench"));
+    free(copy);
+    copy = strdup(out);
+    assert_int_equal(lines_starting(copy, "build/", ln, 16), 2 + 2 * 2 * 2);
+    /* peaks first, one per variant, into the run's directory */
+    assert_non_null(strstr(ln[0], "build/generic/bench/peak --threads=2"));
+    assert_non_null(strstr(ln[1], "build/native/bench/peak --threads=2"));
+    assert_non_null(strstr(ln[0], "/nonexistent/results/compare_builds.d/"));
+    /* repeat 1: generic then native for each model; repeat 2: native first */
+    const char *want[][2] = {{"generic", "lenet"},  {"native", "lenet"},
+                             {"generic", "cifarnet"}, {"native", "cifarnet"},
+                             {"native", "lenet"},   {"generic", "lenet"},
+                             {"native", "cifarnet"}, {"generic", "cifarnet"}};
+    for (int i = 0; i < 8; i++) {
+        char exe[64], model[64];
+        snprintf(exe, sizeof exe, "build/%s/bin/launch ", want[i][0]);
+        snprintf(model, sizeof model, "--model_name=%s ", want[i][1]);
+        if (strncmp(ln[2 + i], exe, strlen(exe)) || !strstr(ln[2 + i], model))
+            fail_msg("launch %d: want %s%s, got: %s", i, exe, model, ln[2 + i]);
+        assert_non_null(strstr(ln[2 + i], "--batch_size=4 --optimizer=rmsprop"));
+        assert_non_null(strstr(ln[2 + i], "--max_number_of_steps=4 --num_warmup_steps=1"));
+        assert_non_null(strstr(ln[2 + i], "--threads_per_replica=2"));
+    }
+    free(copy);
+    free(out);
+}
+
+static void test_compare_builds_defaults(void **state) {
+    (void)state;
+    char *out;
+    int rc = tu_run(&out, "bench/compare_builds.sh --dry-run --variants=generic --no-build");
+    if (rc != 0) fail_msg("exit %d:\n%s", rc, out);
+    assert_null(strstr(out, "make "));
+    /* the card's one-liner and resnet_v1_50, 2 warm-up + 10 timed steps, 3 repeats */
+    assert_non_null(strstr(out, "--model_name=vgg_16 --batch_size=32 --optimizer=rmsprop "
+                                "--max_number_of_steps=12 --num_warmup_steps=2"));
+    assert_non_null(strstr(out, "--model_name=resnet_v1_50 --batch_size=32"));
+    char *copy = strdup(out), *ln[16];
+    assert_int_equal(lines_starting(copy, "build/generic/bin/launch", ln, 16), 2 * 3);
+    free(copy);
+    free(out);
+}
+
+static void test_bad_options_exit_2(void **state) {
+    (void)state;
+    const char *cmds[] = {
+        "bench/compare_builds.sh --dry-run --nosuchflag",
+        "bench/compare_builds.sh --dry-run --variants=avx9",
+        "bench/compare_builds.sh --dry-run --repeats=0",
+        "bench/peers.sh --dry-run --models=lenet",
+        "bench/peers.sh --dry-run --steps=x",
+        "bench/report --bogus",
+    };
+    for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++) {
+        char *out;
+        int rc = tu_run(&out, "%s", cmds[i]);
+        if (rc != 2) fail_msg("%s: exit %d, want 2:\n%s", cmds[i], rc, out);
+        free(out);
+    }
+}
+
+static void test_peers_without_torch(void **state) {
+    (void)state;
+    char *out;
+    int rc = tu_run(&out, "bench/peers.sh --dry-run --no-build --python=/nonexistent/python3 "
+                          "--models=resnet_v1_50 --repeats=2 --threads=2");
+    if (rc != 0) fail_msg("exit %d:\n%s", rc, out);
+    assert_non_null(strstr(out, "PyTorch peer is skipped"));
+    assert_null(strstr(out, "torch_peer.py"));
+    char *copy = strdup(out), *ln[8];
+    assert_int_equal(lines_starting(copy, "build/native/bin/launch --model_name=resnet_v1_50 "
+                                          "--batch_size=32 --optimizer=rmsprop", ln, 8), 2);
+    free(copy);
+    free(out);
+}
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void assert_png(const char *dir, const char *name) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/report_files/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("%s was not written", path);
+    unsigned char magic[8] = {0};
+    size_t n = fread(magic, 1, 8, f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    if (n != 8 || memcmp(magic, "\x89PNG\r\n\x1a\n", 8) != 0) fail_msg("%s is not a PNG", path);
+    if (size < 5000) fail_msg("%s is only %ld bytes", path, size);
+}
+
+static void test_report_from_small_csvs(void **state) {
+    (void)state;
+    if (!have("gnuplot")) {
+        print_message("skipped: gnuplot is not installed (make deps installs gnuplot-nox)\n");
+        skip();
+    }
+    char dir[4096];
+    tu_make_tmpdir(dir, sizeof dir);
+    const char *cbh =
+        "run_id,timestamp,git_sha,build,cflags,cpu_model,threads,model_name,batch_size,optimizer,"
+        "data,image_size,warmup_steps,steps,repeat,images_per_sec,images_per_sec_stdev,"
+        "step_ms_median,data_wait_ms,allreduce_ms,gflop_per_image,gflops,peak_gflops,pct_of_peak,"
+        "peak_rss_mb,final_loss,command\n";
+    char cb[8192];
+    int o = snprintf(cb, sizeof cb, "%s", cbh);
+    /* an older run that must be ignored, then two repeats of generic and avx2 */
+    o += snprintf(cb + o, sizeof cb - (size_t)o,
+                  "R0,t,abc,generic,-O3,\"CPU, Inc.\",2,lenet,8,rmsprop,synthetic,28,1,3,1,999,0,1,0,"
+                  "0,0.03,1,100,1,50,1.0,cmd\n");
+    const char *rows[][3] = {{"generic", "10", "100"}, {"avx2", "30", "200"},
+                             {"avx2", "34", "200"},    {"generic", "12", "100"}};
+    for (int i = 0; i < 4; i++)
+        o += snprintf(cb + o, sizeof cb - (size_t)o,
+                      "R1,t,abc,%s,-O3,\"CPU, Inc.\",2,lenet,8,rmsprop,synthetic,28,1,3,%d,%s,0.5,"
+                      "100,0.1,0,0.03,5,%s,2.5,50,1.0,\"build/x/bin/launch --a=1\"\n",
+                      rows[i][0], i / 2 + 1, rows[i][1], rows[i][2]);
+    write_text(dir, "compare_builds.csv", cb);
+    write_text(dir, "peers.csv",
+               "run_id,timestamp,impl,version,cpu_model,threads,model_name,batch_size,optimizer,"
+               "warmup_steps,steps,repeat,images_per_sec,images_per_sec_stdev,step_ms_median,"
+               "final_loss,command\n"
+               "P1,t,slimbench-native,abc,cpu,2,resnet_v1_50,2,rmsprop,1,1,1,4.0,0,500,1,c\n"
+               "P1,t,pytorch-torchvision,1.13,cpu,2,resnet_v1_50,2,rmsprop,1,1,1,2.0,0,1000,1,c\n");
+    write_text(dir, "scaling_test.csv",
+               "model_name,replicas,images_per_sec,build,batch_size\n"
+               "lenet,1,100,native,8\nlenet,2,190,native,8\nlenet,4,350,native,8\n");
+    write_text(dir, "kernels_native.csv",
+               "timestamp,git_sha,build,isa,threads,peak_gflops,model,layer,count,batch,IH,IW,IC,"
+               "OC,KH,KW,SH,SW,gemm_M,gemm_N,gemm_K,pass,impl,gflops,pct_of_peak,ms_best,"
+               "ms_median,gflops_cpu,pct_of_peak_cpu\n"
+               "t,a,native,avx512,2,200,vgg_16,conv1,1,32,8,8,3,4,3,3,1,1,2048,4,27,forward,slimbench,100,50,1,1,120,60\n"
+               "t,a,native,avx512,2,200,vgg_16,conv1,1,32,8,8,3,4,3,3,1,1,2048,4,27,backward_data,slimbench,80,40,1,1,90,45\n"
+               "t,a,native,avx512,2,200,vgg_16,conv1,1,32,8,8,3,4,3,3,1,1,2048,4,27,backward_filter,slimbench,60,30,1,1,70,35\n"
+               "t,a,native,avx512,2,200,vgg_16,conv2,2,32,8,8,4,4,3,3,1,1,2048,4,36,forward,slimbench,150,75,1,1,160,80\n"
+               "t,a,native,avx512,2,200,vgg_16,conv2,2,32,8,8,4,4,3,3,1,1,2048,4,36,forward,openblas,170,85,1,1,180,90\n");
+    write_text(dir, "runs.csv",
+               "timestamp,model_name,build,batch_size,replicas,data,step_ms_median,data_wait_ms,"
+               "allreduce_ms,images_per_sec,extra\n"
+               "2026-01-01T00:00:00Z,lenet,native,8,1,synthetic,100,0,0,80,x\n"
+               "2026-01-01T00:00:01Z,lenet,native,8,2,/d,100,20,30,160,x\n");
+    write_text(dir, "convert.csv",
+               "timestamp,git_sha,build,cpu_model,threads,images,mean_kbytes,width,height,shards,"
+               "rep,seconds,images_per_sec,mb_per_sec\n"
+               "t,a,native,cpu,2,100,108.0,500,375,4,1,0.05,2000.0,216.0\n");
+    char *out;
+    int rc = tu_run(&out, "bench/report --results=%s --title='tiny'", dir);
+    if (rc != 0) fail_msg("bench/report exit %d:\n%s", rc, out);
+    free(out);
+    char path[4200], *md;
+    size_t n;
+    sb_err e;
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    if (sb_read_file(path, &md, &n, &e) != 0) fail_msg("%s", e.msg);
+    const char *want[] = {
+        "# tiny",
+        "## Throughput by build variant",
+        "| lenet | generic | 11.00 | 10.00 - 12.00 | 1.00x |",  /* medians of R1 only */
+        "| lenet | avx2 | 32.00 | 30.00 - 34.00 | 2.91x |",
+        "| resnet_v1_50 | 4.00 | 2.00 | 2.00x |",                 /* peers */
+        "| lenet | 4 | 350.00 | 87.50 | 88% |",                     /* scaling */
+        "### vgg_16, build `native`",
+        "| conv1 | 120.0 (60%) | 90.0 (45%) | 70.0 (35%) | 100 / 80 / 60 |", /* CPU-time rate */
+        "| lenet native b8 x2 data | 100.0 | 50.0 | 20.0 | 30.0 |",         /* step breakdown */
+        "| t | native | 2 | 100 | 108.0 | 2000.0 | 216.0 |",               /* convert */
+        "](report_files/builds.png)",
+    };
+    for (size_t i = 0; i < SB_ARRAY_LEN(want); i++)
+        if (!strstr(md, want[i])) fail_msg("report.md lacks \"%s\":\n%s", want[i], md);
+    if (strstr(md, "999")) fail_msg("report.md used the older compare_builds run:\n%s", md);
+    free(md);
+    assert_png(dir, "builds.png");
+    assert_png(dir, "peers.png");
+    assert_png(dir, "scaling.png");
+    assert_png(dir, "layers_native_vgg_16.png");
+    assert_png(dir, "steps.png");
+    tu_remove_tree(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scripts_pass_shellcheck),
+        cmocka_unit_test(test_compare_builds_dry_run_order),
+        cmocka_unit_test(test_compare_builds_defaults),
+        cmocka_unit_test(test_bad_options_exit_2),
+        cmocka_unit_test(test_peers_without_torch),
+        cmocka_unit_test(test_report_from_small_csvs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

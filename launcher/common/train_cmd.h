@@ -38,9 +38,11 @@ int train_cmd_lr_config(const train_flags *tf, int64_t num_samples_per_epoch, lr
  * thread count (--threads_per_replica, 0: every core), trains (train_run), appends the results
  * row to --results_csv and prints tf_cnn_benchmarks' "total images/sec: ..." summary.
  * --dry_run returns after a line saying nothing was trained.
- * @return 0 on success; SB_E_UNSUPPORTED for --worker_replicas > 1 (launch exits 2); a code and
- *         err on a runtime failure (launch exits 1): SB_E_DIVERGED naming the step, checkpoint
- *         and data errors naming the file. */
+ * Under mpirun each rank is a replica (launcher/common/mpi_launch.h, docs/dist.md): its own data
+ * shard, rank 0's state broadcast, gradients averaged every step; rank 0 alone writes.
+ * @return 0 on success; SB_E_USAGE when --worker_replicas contradicts mpirun's rank count
+ *         (launch exits 2); a code and err on a runtime failure (launch exits 1): SB_E_DIVERGED
+ *         naming the step, SB_E_MPI, checkpoint and data errors naming the file. */
 int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err);
 
 #endif

@@ -218,6 +218,17 @@ static void test_report_from_small_csvs(void **state) {
                "timestamp,git_sha,build,cpu_model,threads,images,mean_kbytes,width,height,shards,"
                "rep,seconds,images_per_sec,mb_per_sec\n"
                "t,a,native,cpu,2,100,108.0,500,375,4,1,0.05,2000.0,216.0\n");
+    write_text(dir, "profile.csv",
+               "timestamp,git_sha,build,model_name,batch_size,threads,steps,layer,kind,fwd_ms,"
+               "bwd_ms,total_ms,fwd_gflops,bwd_gflops,fwd_pct_of_peak,bwd_pct_of_peak\n"
+               "t1,a,native,lenet,8,2,3,lenet/conv1,conv2d,1.000,2.000,3.000,50.00,40.00,25.00,20.00\n"
+               "t1,a,native,lenet,8,2,3,lenet/pool1,max_pool,0.500,0.250,0.750,,,,\n"
+               "t1,a,native,lenet,8,2,3,(forward),step,,,1.500,,,,\n"
+               "t1,a,native,lenet,8,2,3,(backward),step,,,2.250,,,,\n"
+               "t1,a,native,lenet,8,2,3,(data wait),step,,,0.250,,,,\n"
+               "t1,a,native,lenet,8,2,3,(allreduce),step,,,0.000,,,,\n"
+               "t1,a,native,lenet,8,2,3,(optimizer and other),step,,,1.000,,,,\n"
+               "t1,a,native,lenet,8,2,3,(step),step,,,5.000,,,,\n");
     char *out;
     int rc = tu_run(&out, "bench/report --results=%s --title='tiny'", dir);
     if (rc != 0) fail_msg("bench/report exit %d:\n%s", rc, out);
@@ -239,6 +250,9 @@ static void test_report_from_small_csvs(void **state) {
         "| lenet native b8 x2 data | 100.0 | 50.0 | 20.0 | 30.0 |",         /* step breakdown */
         "| t | native | 2 | 100 | 108.0 | 2000.0 | 216.0 |",               /* convert */
         "](report_files/builds.png)",
+        "Median step 5.0 ms: forward 1.5 ms (30%), backward 2.2 ms (45%), data wait 0.2 ms (5%)",
+        "| conv2d | 1.0 | 2.0 | 60.0% |",                                 /* profile by kind */
+        "| lenet/conv1 | conv2d | 1.00 | 2.00 | 50.00 (25.00%) | 40.00 (20.00%) |",
     };
     for (size_t i = 0; i < SB_ARRAY_LEN(want); i++)
         if (!strstr(md, want[i])) fail_msg("report.md lacks \"%s\":\n%s", want[i], md);
@@ -249,6 +263,7 @@ static void test_report_from_small_csvs(void **state) {
     assert_png(dir, "scaling.png");
     assert_png(dir, "layers_native_vgg_16.png");
     assert_png(dir, "steps.png");
+    assert_png(dir, "profile_native_lenet.png");
     tu_remove_tree(dir);
 }
 

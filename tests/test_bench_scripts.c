@@ -244,7 +244,7 @@ static void test_report_from_small_csvs(void **state) {
         "| lenet | generic | 11.00 | 10.00 - 12.00 | 1.00x |",  /* medians of R1 only */
         "| lenet | avx2 | 32.00 | 30.00 - 34.00 | 2.91x |",
         "| resnet_v1_50 | 4.00 | 2.00 | 2.00x |",                 /* peers */
-        "| lenet | 4 | 350.00 | 87.50 | 88% |",                     /* scaling */
+        "| lenet native b8 | 4 | 350.00 | 87.50 | 88% |",              /* scaling */
         "### vgg_16, build `native`",
         "| conv1 | 120.0 (60%) | 90.0 (45%) | 70.0 (35%) | 100 / 80 / 60 |", /* CPU-time rate */
         "| lenet native b8 x2 data | 100.0 | 50.0 | 20.0 | 30.0 |",         /* step breakdown */

@@ -2,7 +2,8 @@
 # bench/all.sh — every benchmark and the report, from scratch, in one command:
 #   make deps (Debian packages) -> PyTorch for the peer (python3-torch, python3-torchvision; skipped
 #   with a message when it cannot be installed) -> bench/compare_builds.sh (builds the variants) ->
-#   bench/peers.sh -> bench/kernels and bench/convert with the native build -> bench/report.
+#   bench/peers.sh -> bench/kernels with the native build -> bench/scaling.sh (replicas over
+#   Open MPI) -> bench/convert -> bench/report.
 # Writes everything into <out>/ (default results/) and the report to <out>/report.md.
 # Options not listed here are passed to compare_builds.sh and peers.sh (--models, --batch_size,
 # --steps, --warmup, --repeats, --threads). Run from the repository root.
@@ -11,20 +12,22 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bench/all.sh [--quick] [--out=DIR] [--no-deps] [--no-peers] [--no-kernels] [options...]
+usage: bench/all.sh [--quick] [--out=DIR] [--no-deps] [--no-peers] [--no-kernels] [--no-scaling]
+                   [options...]
 
   --quick        smoke configuration for every step (minutes, not hours)
   --out=DIR      results directory (default: results)
   --no-deps      do not install packages (make deps, python3-torch)
   --no-peers     skip the PyTorch comparison
   --no-kernels   skip bench/kernels (the per-layer plots then use older kernels_*.csv, if any)
+  --no-scaling   skip bench/scaling.sh (replica scaling over Open MPI; it writes into results/)
   options...     --models= --batch_size= --steps= --warmup= --repeats= --threads= are passed to
                  compare_builds.sh and peers.sh
 EOF
 }
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-out=results quick=0 deps=1 peers=1 kernels=1
+out=results quick=0 deps=1 peers=1 kernels=1 scaling=1
 pass=()
 for arg in "$@"; do
     case $arg in
@@ -33,6 +36,7 @@ for arg in "$@"; do
     --no-deps) deps=0 ;;
     --no-peers) peers=0 ;;
     --no-kernels) kernels=0 ;;
+    --no-scaling) scaling=0 ;;
     --models=* | --batch_size=* | --steps=* | --warmup=* | --repeats=* | --threads=*) pass+=("$arg") ;;
     -h | --help) usage; exit 0 ;;
     *) echo "all.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
@@ -67,6 +71,17 @@ fi
 if [ "$kernels" = 1 ]; then
     step "build/native/bench/kernels ${q[*]}"
     build/native/bench/kernels --csv="$out/kernels_native.csv" "${q[@]}"
+fi
+
+if [ "$scaling" = 1 ] && [ -x bench/scaling.sh ] && command -v mpirun >/dev/null; then
+    # bench/scaling.sh writes into results/ itself; its quick form is a small lenet run
+    if [ "$quick" = 1 ]; then
+        step "bench/scaling.sh lenet 8 4"
+        bench/scaling.sh lenet 8 4
+    else
+        step "bench/scaling.sh"
+        bench/scaling.sh
+    fi
 fi
 
 step "build/native/bench/convert ${q[*]}"

@@ -157,12 +157,12 @@ int net_set_grads_ready_hook(net *n, net_grads_ready_fn fn, void *ctx) {
     size_t end = 0; /* every earlier layer's gradients end at or before this */
     for (int i = 0; fn && i < n->n_layers; i++) {
         const net_layer *l = &n->layers[i];
-        const int v[2] = {l->w, l->b};
-        for (int k = 0; k < 2; k++) {
-            if (v[k] < 0 || !(n->vars[v[k]].flags & NET_VAR_TRAINABLE)) continue;
-            if (n->vars[v[k]].offset < end) return SB_E_UNSUPPORTED;
-            end = n->vars[v[k]].offset + n->vars[v[k]].count;
-        }
+        const int v[2] = {l->w, l->b}; /* any order inside a layer (slim makes beta first) */
+        if (layer_grads_start(n, l) == SIZE_MAX) continue;
+        if (layer_grads_start(n, l) < end) return SB_E_UNSUPPORTED;
+        for (int k = 0; k < 2; k++)
+            if (v[k] >= 0 && (n->vars[v[k]].flags & NET_VAR_TRAINABLE))
+                end = SB_MAX(end, n->vars[v[k]].offset + n->vars[v[k]].count);
     }
     n->grads_ready = fn;
     n->grads_ready_ctx = ctx;

@@ -2,8 +2,8 @@
 # bench/scaling.sh — data-parallel scaling of launch over Open MPI, in one run:
 #   1. images/sec against the replica count on this host, the cores split evenly (1 replica x
 #      all cores, 2 replicas x cores/2, ...), --batch_size per replica fixed (tf_cnn_benchmarks'
-#      convention), synthetic data; each row with its exposed allreduce time and the scaling
-#      efficiency against the 1-replica row;
+#      convention), synthetic data; each row with its exposed allreduce time and its scaling
+#      efficiency: images/sec against the 1-replica row's (the same cores, split);
 #   2. with NS_HOSTS=N (root, iproute2): the same model on N "hosts" made from network
 #      namespaces (tests/dist/netns.sh), ranks over TCP only;
 #   3. the bandwidth of our gradient exchange (bucketed MPI_Iallreduce, bench/scaling.c) against
@@ -54,8 +54,8 @@ run_one() {
         images_per_sec step_ms_median allreduce_ms global_batch_size)
     if [ -z "$base_ips" ]; then base_ips=$ips; fi
     local eff
-    eff=$(awk -v a="$ips" -v b="$base_ips" -v n="$n" 'BEGIN { printf "%.3f", (b > 0 ? a / (b * n) : 0) }')
-    [ "$n" = 1 ] && eff=1.000
+    # every row runs on this machine's cores: efficiency = throughput against the 1-replica row
+    eff=$(awk -v a="$ips" -v b="$base_ips" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
     bench_csv_append "$out" "$header" \
         "$ts,$sha,$build,$model,$hosts,$n,$threads,$batch,$gb,$ips,$step,$ar,$eff"
     printf '%-14s %2d replicas x %d threads  batch %3d/replica  %8.2f images/sec  step %8.1f ms  allreduce wait %7.1f ms  efficiency %s\n' \

@@ -112,6 +112,16 @@ void mpi_launch_stats(dist_stats *st) {
 
 void mpi_launch_end(int status) {
     dist *d = g_dist;
+    if (d && status == 0 && dist_rank(d) == 0 && dist_size(d) > 1) {
+        dist_stats st;
+        dist_train_stats(d, &st);
+        if (st.steps > 0)
+            sb_info("gradient exchange: %lld steps, %.1f ms/step in MPI during backward, %.1f "
+                    "ms/step waiting after it (buckets %s)",
+                    (long long)st.steps, st.ready_ms / (double)st.steps,
+                    st.finish_ms / (double)st.steps,
+                    st.overlapped ? "started during backward" : "started after backward");
+    }
     g_dist = NULL;
     dist_destroy(d, status);
 }

@@ -88,6 +88,58 @@ static int worker(int B, int K, const char *dir) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * The grads-ready hook of net_backward (what the buckets start from).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ready_log {
+    net *n;
+    size_t calls, last, bad_order;
+    float *snap; /* grads as they were when each offset was first reported final */
+} ready_log;
+
+static void on_ready(void *ctx, size_t ready) {
+    ready_log *r = ctx;
+    if (ready > r->last) r->bad_order++;
+    /* the newly finished part must not change any more: keep a copy to compare at the end */
+    for (size_t i = ready; i < r->last; i++) r->snap[i] = net_grads(r->n)[i];
+    if (ready < r->last) r->last = ready;
+    r->calls++;
+}
+
+static void test_grads_ready_hook(void **state) {
+    (void)state;
+    /* every model accepts the hook (its trainable variables are in layer order) */
+    for (const char *const *m = net_model_names(); *m; m++) {
+        net *n = NULL;
+        sb_err err;
+        net_options o = {.batch_size = 1};
+        assert_int_equal(net_create(&n, *m, &o, &err), 0);
+        if (net_set_grads_ready_hook(n, on_ready, NULL) != 0) fail_msg("%s refuses the hook", *m);
+        net_destroy(n);
+    }
+    /* lenet: reports never go back, end at 0, and what they declare final stays so */
+    net *n = NULL;
+    sb_err err;
+    net_options o = {.batch_size = 2, .num_classes = 10, .dropout_keep_prob = 1};
+    assert_int_equal(net_create(&n, "lenet", &o, &err), 0);
+    net_alloc(n);
+    train_init_params(n, 3);
+    for (size_t i = 0; i < (size_t)2 * 28 * 28; i++) net_input(n)[i] = (float)(i % 7) * 0.1f;
+    net_labels(n)[0] = 1;
+    net_labels(n)[1] = 4;
+    ready_log r = {n, 0, net_grads_len(n), 0, calloc(net_grads_len(n), sizeof(float))};
+    assert_int_equal(net_set_grads_ready_hook(n, on_ready, &r), 0);
+    net_forward(n, NET_MODE_TRAIN, 1);
+    net_backward(n);
+    assert_true(r.calls > 4);
+    assert_int_equal(r.bad_order, 0);
+    assert_int_equal(r.last, 0);
+    assert_memory_equal(r.snap, net_grads(n), net_grads_len(n) * sizeof(float));
+    free(r.snap);
+    net_destroy(n);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Helpers.
  * ------------------------------------------------------------------------------------------- */
 
@@ -330,6 +382,7 @@ int main(int argc, char **argv) {
     setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
     setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grads_ready_hook),
         cmocka_unit_test(test_same_weights_as_one_big_batch),
         cmocka_unit_test(test_launch_worker_replicas),
         cmocka_unit_test(test_killed_rank_ends_job_and_resume),

@@ -45,6 +45,7 @@ int results_append_run(const char *path, const results_run_info *info, const tra
     sb_utc_timestamp(ts, sizeof ts);
     sb_cpu_model(cpu, sizeof cpu);
     gethostname(host, sizeof host - 1);
+    if (info->hosts && info->hosts[0]) snprintf(host, sizeof host, "%s", info->hosts);
     /* peak.csv lives next to the results file (results/ by default). */
     char peak_path[4096];
     const char *slash = strrchr(path, '/');

@@ -223,6 +223,7 @@ double train_total_loss(net *n, net_mode mode, uint64_t seed, const param_desc *
 typedef struct results_run_info {
     const char *model_name, *optimizer, *data;
     int batch_size, replicas, threads_per_replica;
+    const char *hosts;  /* the job's hosts, comma-separated; NULL or "": this host's name */
 } results_run_info;
 
 /* The FMA peak (GFLOP/s) bench/peak measured for this build and thread count: the last matching

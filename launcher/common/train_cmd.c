@@ -152,7 +152,7 @@ static void config_columns(const flags_table *t, const void *values, sb_csv_line
 }
 
 static int append_results(const train_flags *tf, const sb_flags *sf, const train_report *rep,
-                          int replicas, int threads, const char *data, sb_err *err) {
+                          const mpi_replicas *ri, int threads, const char *data, sb_err *err) {
     const char *slash = strrchr(sf->results_csv, '/');
     if (slash && slash != sf->results_csv) {
         char dir[4096];
@@ -165,8 +165,8 @@ static int append_results(const train_flags *tf, const sb_flags *sf, const train
     sb_csv_line_init(&val);
     config_columns(&flags_train_table, tf, &hdr, &val);
     config_columns(&flags_sb_table, sf, &hdr, &val);
-    results_run_info info = {tf->model_name, tf->optimizer, data, tf->batch_size, replicas,
-                             threads};
+    results_run_info info = {tf->model_name, tf->optimizer, data, tf->batch_size, ri->size,
+                             threads, ri->hosts};
     int rc = results_append_run(sf->results_csv, &info, rep, sb_csv_line_str(&hdr),
                                 sb_csv_line_str(&val), err);
     sb_csv_line_fini(&hdr);
@@ -293,8 +293,7 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     if (ri.rank != 0) return 0; /* rank 0 reports for the job */
     rep.images_per_sec *= ri.size; /* every replica trains a batch per step */
     rep.images_per_sec_stdev *= ri.size;
-    rc = append_results(tf, sf, &rep, ri.size, threads, synthetic ? "synthetic" : tf->dataset_dir,
-                        err);
+    rc = append_results(tf, sf, &rep, &ri, threads, synthetic ? "synthetic" : tf->dataset_dir, err);
     if (rc) return rc;
     printf("----------------------------------------------------------------\n");
     printf("total images/sec: %.2f\n", rep.images_per_sec);

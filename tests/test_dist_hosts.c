@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "core/sb.h"
 #include "tests/support/testutil.h"
 
 static char g_prefix[32];
@@ -80,6 +81,15 @@ static void test_three_namespace_hosts_over_tcp(void **state) {
     free(out);
     struct stat st;
     assert_int_equal(stat(strcat(strcpy((char[600]){0}, dir), "/run/model.ckpt-4"), &st), 0);
+    /* the results row names the job's hosts (quoted: it holds commas) */
+    char *csv = NULL;
+    size_t len;
+    assert_int_equal(sb_read_file(strcat(strcpy((char[600]){0}, dir), "/runs.csv"), &csv, &len,
+                                  NULL),
+                     0);
+    snprintf(want, sizeof want, "\"%s-h0,%s-h1,%s-h2\",3,", g_prefix, g_prefix, g_prefix);
+    if (!strstr(csv, want)) fail_msg("expected %s in the results row:\n%s", want, csv);
+    free(csv);
     tu_remove_tree(dir);
 }
 

@@ -23,4 +23,5 @@ if [ -z "$ns" ]; then
   echo "ns_rsh.sh: host $host is not in SB_NS_MAP (${SB_NS_MAP:-empty})" >&2
   exit 255
 fi
+# shellcheck disable=SC2016  # $1 and $* belong to the inner shell
 exec ip netns exec "$ns" unshare --uts sh -c 'hostname "$1"; shift; exec sh -c "$*"' ns_rsh "$ns" "$@"

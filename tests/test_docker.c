@@ -366,8 +366,10 @@ static void test_entrypoint_passes_shellcheck(void **state) {
 }
 
 /* Run the entrypoint directly (never as in the image: SLIMBENCH_IMAGE unset, so no account is
- * changed on this machine). */
-#define EP "env -u SLIMBENCH_IMAGE -u SB_ALLOW_ROOT -u SB_ENTRYPOINT_DRY_RUN "
+ * changed on this machine), without the caller's own Open MPI root switches (CI exports them). */
+#define EP                                                                                     \
+    "env -u SLIMBENCH_IMAGE -u SB_ALLOW_ROOT -u SB_ENTRYPOINT_DRY_RUN -u OMPI_ALLOW_RUN_AS_ROOT " \
+    "-u OMPI_ALLOW_RUN_AS_ROOT_CONFIRM "
 
 static void test_entrypoint_dry_run(void **state) {
     (void)state;

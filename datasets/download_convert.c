@@ -492,7 +492,7 @@ static int flowers_write_split(const char *dir, const char *split, int shards, p
     return rc;
 }
 
-static int flowers_convert(const dsf_dataset *ds, const char *dir, const char *tgz, int todo,
+static int flowers_convert(const dsf_dataset *ds, const char *dir, const char *tgz, int pending,
                            sb_err *err) {
     photo_set ps = {0};
     char **classes = NULL;
@@ -516,11 +516,11 @@ static int flowers_convert(const dsf_dataset *ds, const char *dir, const char *t
             ps.v[j] = t;
         }
         const dsf_split *tr = &ds->splits[0], *va = &ds->splits[1];
-        if (todo & 1)
+        if (pending & 1)
             rc = flowers_write_split(dir, tr->name, tr->num_shards, ps.v + FLOWERS_VALIDATION,
                                      ps.count - FLOWERS_VALIDATION, classes, n_classes, &skipped,
                                      err);
-        if (!rc && (todo & 2))
+        if (!rc && (pending & 2))
             rc = flowers_write_split(dir, va->name, va->num_shards, ps.v, FLOWERS_VALIDATION,
                                      classes, n_classes, &skipped, err);
     }
@@ -560,7 +560,7 @@ int dsf_download_and_convert(const dsf_dataset *ds, const char *dir, const dsf_c
     int rc = sb_mkdirs(dir, err);
     if (rc) return rc;
     char shards[2][4096];
-    int todo = 0;
+    int pending = 0;
     for (int s = 0; s < 2; s++) { /* a split is done when all its shards exist */
         int n = ds->splits[s].num_shards, have = 0;
         for (int k = 0; k < n; k++) {
@@ -569,25 +569,25 @@ int dsf_download_and_convert(const dsf_dataset *ds, const char *dir, const dsf_c
         }
         dsf_shard_path(shards[s], sizeof shards[s], dir, ds->splits[s].name, 0, n);
         if (have == n) sb_info("%s split already exists; skipping", ds->splits[s].name);
-        else todo |= 1 << s;
+        else pending |= 1 << s;
     }
-    if (todo && (is_cifar || is_flowers)) {
+    if (pending && (is_cifar || is_flowers)) {
         const char *base = o->source_url ? o->source_url : is_cifar ? CIFAR10_URL : FLOWERS_URL;
         char *local = NULL;
         cifar_batches cb = {0};
         rc = fetch(base, dir, is_cifar ? &k_cifar10 : &k_flowers, o, &local, err);
         cb.path = local;
-        if (!rc && is_flowers) rc = flowers_convert(ds, dir, local, todo, err);
+        if (!rc && is_flowers) rc = flowers_convert(ds, dir, local, pending, err);
         if (!rc && is_cifar) rc = cifar_read_tar(&cb, err);
-        if (!rc && is_cifar && (todo & 1)) rc = cifar_write(ds, cb.batch, cb.size, 5, shards[0], err);
-        if (!rc && is_cifar && (todo & 2))
+        if (!rc && is_cifar && (pending & 1)) rc = cifar_write(ds, cb.batch, cb.size, 5, shards[0], err);
+        if (!rc && is_cifar && (pending & 2))
             rc = cifar_write(ds, cb.batch + 5, cb.size + 5, 1, shards[1], err);
         for (int i = 0; i < 6; i++) free(cb.batch[i]);
         if (!rc) remove_download(local, o);
         free(local);
     }
     for (int s = 0; s < 2 && !rc && (is_mnist || is_fashion); s++) {
-        if (!(todo & (1 << s))) continue;
+        if (!(pending & (1 << s))) continue;
         const remote_file *files = is_mnist ? k_mnist[s] : k_fashion[s];
         const char *base = o->source_url ? o->source_url : is_mnist ? MNIST_URL : FASHION_URL;
         char *images = NULL, *labels = NULL;

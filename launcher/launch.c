@@ -31,7 +31,8 @@ int main(int argc, char **argv) {
     if (status < 0 && mpi_launch_wanted(&tf)) /* returns only when mpirun cannot start */
         status = cmd_report("launch", (mpi_launch_exec(argc, argv, &tf, &sf, &err), &err));
     if (status < 0) {
-        if (dist_env_rank() == 0) flags_print_config(stdout, &spec);
+        /* --print_model's output stands alone on stdout (so =dot pipes into Graphviz) */
+        if (dist_env_rank() == 0 && !sf.print_model[0]) flags_print_config(stdout, &spec);
         fflush(stdout);
         status = train_cmd_run(&tf, &sf, &err) == 0 ? CMD_EXIT_OK : cmd_report("launch", &err);
     }

@@ -322,6 +322,39 @@ static void test_flagfiles_and_undefok(void **state) {
     tu_remove_tree(dir);
 }
 
+/* --print_model describes every net in the factory and trains nothing; through the command line
+ * the published slim counts (1000 classes = --labels_offset=1) come out, and =dot is pure
+ * Graphviz on stdout. */
+static void test_print_model_every_net(void **state) {
+    (void)state;
+    static const char *const models[] = {
+        "vgg_a", "vgg_16", "vgg_19", "resnet_v1_50", "resnet_v1_101", "resnet_v1_152",
+        "resnet_v1_200", "resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200",
+        "lenet", "cifarnet", "inception_v1", "inception_v3"};
+    char args[256], want[64], *out;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        snprintf(args, sizeof args, "--model_name=%s --print_model --results_csv=/nonexistent/x.csv",
+                 models[i]);
+        run_expect(&out, 0, args);
+        snprintf(want, sizeof want, "%s: batch 32", models[i]);
+        assert_has(out, want);
+        assert_has(out, "trainable parameters");
+        assert_has(out, "GFLOPs per image forward");
+        if (strstr(out, "images/sec")) fail_msg("--print_model trained %s:\n%s", models[i], out);
+        free(out);
+    }
+    run_expect(&out, 0, "--model_name=vgg_16 --labels_offset=1 --print_model");
+    assert_has(out, "138,357,544 trainable parameters");
+    free(out);
+    run_expect(&out, 0, "--model_name=resnet_v1_50 --labels_offset=1 --print_model");
+    assert_has(out, "25,557,032 trainable parameters");
+    free(out);
+    assert_int_equal(tu_run(&out, "{bin}/launch --model_name=lenet --print_model=dot"), 0);
+    if (strncmp(out, "digraph", 7) != 0) fail_msg("dot output does not start with digraph:\n%.300s", out);
+    assert_has(out, "}");
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_make_run_line),
@@ -331,6 +364,7 @@ int main(void) {
         cmocka_unit_test(test_usage_errors_exit_2),
         cmocka_unit_test(test_refused_combinations),
         cmocka_unit_test(test_flagfiles_and_undefok),
+        cmocka_unit_test(test_print_model_every_net),
     };
     return cmocka_run_group_tests_name("launch", tests, NULL, NULL);
 }

@@ -281,6 +281,10 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
         fflush(stdout);
         net_destroy(probe);
     }
+    if (sf->print_model[0]) { /* an inspection command: describe the net, train nothing */
+        data_source_destroy(&src);
+        return 0;
+    }
     sb_info("training %s on %s: batch %d, %dx%dx%d images, %d classes, %d threads, "
             "up to global step %lld",
             tf->model_name, synthetic ? "synthetic data" : tf->dataset_dir, tf->batch_size, H, H,

@@ -94,6 +94,11 @@ CC_VERSION := $(shell $(CC) --version 2>/dev/null | head -n1)
 IDENT := $(BUILD)|$(CC_VERSION)|$(CFLAGS_BASE)|$(GIT_SHA)
 IDENT_FILE := $(B)/ident.txt
 $(shell mkdir -p $(B); [ "$$(cat $(IDENT_FILE) 2>/dev/null)" = '$(IDENT)' ] || printf '%s' '$(IDENT)' > $(IDENT_FILE))
+# The compile line alone (no revision): every object depends on it, so a build with other
+# flags (EXTRA_CFLAGS=-DKN_KC=..., a new compiler) recompiles everything instead of mixing.
+CFLAGS_FILE := $(B)/cflags.txt
+CFLAGS_ID := $(CC_VERSION)|$(CFLAGS_BASE)
+$(shell [ "$$(cat $(CFLAGS_FILE) 2>/dev/null)" = '$(CFLAGS_ID)' ] || printf '%s' '$(CFLAGS_ID)' > $(CFLAGS_FILE))
 IDENT_DEFS := -DSB_BUILD_VARIANT='"$(BUILD)"' -DSB_BUILD_CC='"$(CC_VERSION)"' \
     -DSB_BUILD_CFLAGS='"$(strip $(OPT) $(march_$(BUILD)) -fopenmp $(SAN))"' -DSB_BUILD_GIT_SHA='"$(GIT_SHA)"'
 
@@ -110,12 +115,12 @@ endif
 Q := $(if $(V),,@)
 .SECONDARY:
 
-$(OBJ)/%.o: %.c
+$(OBJ)/%.o: %.c $(CFLAGS_FILE)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $(BUILD)  $<")
 	$(Q)$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
 
-$(OBJ)/core/build_info.o: core/build_info.c $(IDENT_FILE)
+$(OBJ)/core/build_info.o: core/build_info.c $(IDENT_FILE) $(CFLAGS_FILE)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $(BUILD)  $<")
 	$(Q)$(CC) $(CFLAGS_BASE) $(IDENT_DEFS) -MMD -MP -c $< -o $@

@@ -24,6 +24,17 @@
 #include "bench/peak.h"
 #include "core/sb.h"
 #include "kernels/kernels.h"
+#include "kernels/simd.h"
+
+/* OpenBLAS's kernel family for the ISA this variant was built for. */
+#if defined(KN_ISA_AVX512)
+#define OPENBLAS_CORE_FOR_ISA "SkylakeX"
+#elif defined(KN_ISA_AVX2)
+#define OPENBLAS_CORE_FOR_ISA "Haswell"
+#else
+#define OPENBLAS_CORE_FOR_ISA "Prescott"
+#endif
+char *openblas_get_corename(void);
 
 typedef struct layer {
     const char *model;
@@ -243,8 +254,12 @@ int main(int argc, char **argv) {
     /* Idle OpenMP threads sleep instead of spinning (unless the user chose a policy), so the
      * CPU-time figures count work, not a thread spinning while its sibling is preempted by
      * another job. libgomp reads the variable when it loads, hence the re-exec. */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
+    if (!getenv("OMP_WAIT_POLICY") || !getenv("OPENBLAS_CORETYPE")) {
+        if (!getenv("OMP_WAIT_POLICY")) setenv("OMP_WAIT_POLICY", "passive", 1);
+        /* OpenBLAS (Debian's DYNAMIC_ARCH build) picks its kernels from CPUID and falls back to
+         * Prescott (SSE3, ~25 GFLOP/s here) on CPUs it does not know, as it does on this
+         * Sapphire Rapids VM. Compare like with like: its kernels for our variant's ISA. */
+        if (!getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", OPENBLAS_CORE_FOR_ISA, 1);
         execv("/proc/self/exe", argv);
     }
     options o = {.model = "all", .batch = 32, .reps = 3, .threads = 0, .blas = 1};
@@ -295,6 +310,9 @@ int main(int argc, char **argv) {
            sb_build_variant(), KN_ISA_NAME, o.threads, o.batch, o.reps);
     printf("measured fp32 FMA peak: %.1f GFLOP/s (wall clock %.1f, CPU time %.1f)\n", peak, pk.wall,
            pk.cpu);
+    if (o.blas)
+        printf("OpenBLAS %s kernels (OPENBLAS_CORETYPE=%s)\n", openblas_get_corename(),
+               getenv("OPENBLAS_CORETYPE"));
     printf("per pass: GFLOP/s (wall clock, best rep), %% of peak, and [%% of peak from CPU time,\n"
            "what the kernel reaches when no other job shares the cores]\n\n");
     printf("%-12s %-26s %2s %-20s %7s %5s %5s | %-20s| %-20s| %-20s| %s\n", "model", "layer", "n",

@@ -12,7 +12,9 @@
  *  - backward filter: dW(K', OC) += X_col^T . dy, a reduction over P. Small dW: each thread
  *    reduces its own pixel range into a private partial (dW^T layout when K' >= OC so the long
  *    side is the packed B), then the partials are summed in thread order. Large dW: threads
- *    split dW itself. db sums dy per thread and is reduced the same way.
+ *    split dW itself. db sums dy per thread and is reduced the same way. The small-dW layers
+ *    are the first ones, with the longest reductions (N*224*224 pixels): their partials add
+ *    float GEMMs over BWF_SUB pixels in double, so the error does not grow with the image.
  * This file knows shapes and layouts; the ISA and blocking live in gemm.c and ukernel_*.c. */
 #include <omp.h>
 #include <string.h>
@@ -24,6 +26,10 @@
 /* Largest per-thread partial dW (floats) for the reduction-split backward filter. */
 #ifndef CV_PARTIAL_MAX
 #define CV_PARTIAL_MAX (1 << 16)
+#endif
+/* Pixels per float GEMM whose result a small-dW partial adds in double. */
+#ifndef BWF_SUB
+#define BWF_SUB 4096
 #endif
 
 typedef struct cv_ctx {
@@ -436,9 +442,11 @@ static bwf_mode bwf_choose(const conv2d_shape *s) {
     return m;
 }
 
-/* Workspace: [engine scratch x nth][partial dW x nth][partial db x nth]. */
+/* Workspace: [engine scratch x nth][partial dW (double) + its float GEMM output x nth]
+ * [partial db x nth]. */
 static size_t bwf_partial_stride(const bwf_mode *m) {
-    return kn_align64(sizeof(float) * m->partial_floats);
+    return kn_align64(sizeof(double) * m->partial_floats) +
+           kn_align64(sizeof(float) * m->partial_floats);
 }
 
 void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *x,
@@ -462,12 +470,14 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
         kn_split((int)P, ith, nth, 1, &q0, &q1);
         cv_ctx c = {.s = s, .x = x, .dy = dy};
         if (mode.split_reduction) {
-            float *part = (float *)(partials + (size_t)ith * pstride);
-            if (q1 > q0) {
-                c.pbase = q0;
-                const int Kt = q1 - q0;
+            double *part = (double *)(partials + (size_t)ith * pstride);
+            float *sub = (float *)((char *)part + kn_align64(sizeof(double) * mode.partial_floats));
+            memset(part, 0, sizeof(double) * mode.partial_floats);
+            for (int s0 = q0; s0 < q1; s0 += BWF_SUB) {
+                c.pbase = s0;
+                const int Kt = SB_MIN(BWF_SUB, q1 - s0);
                 kn_gemm_plan p = {.K = Kt, .kc = kn_pick_kc(Kt, 1), .actx = &c, .bctx = &c,
-                                  .c = part, .alpha = 1.0f, .beta = 0.0f};
+                                  .c = sub, .alpha = 1.0f, .beta = 0.0f};
                 if (mode.orient2) {
                     p.M = OC, p.N = Kp, p.a_pack = bwf2_apack, p.b_pack = bwf2_bpack;
                     p.ldc = Kp;
@@ -477,8 +487,7 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                     p.ldc = OC;
                 }
                 kn_gemm_run(&p, 0, p.M, 0, p.N, &tw);
-            } else {
-                memset(part, 0, sizeof(float) * mode.partial_floats);
+                for (size_t e = 0; e < mode.partial_floats; e++) part[e] += sub[e];
             }
         } else if (cv_is_fc(s)) { /* dw(K, OC) += x(N, K)^T . dy(N, OC) */
             kn_gemm_plan p;
@@ -513,13 +522,13 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                     for (int r = rb; r < re; r++) {
                         float *out = dw + (ptrdiff_t)r * OC;
                         for (int j = jb; j < je; j++) {
-                            float acc = 0.0f;
+                            double acc = 0.0;
                             for (int t = 0; t < nth; t++) {
-                                const float *pt = (const float *)(partials + (size_t)t * pstride);
+                                const double *pt = (const double *)(partials + (size_t)t * pstride);
                                 acc += mode.orient2 ? pt[(ptrdiff_t)j * Kp + r]
                                                     : pt[(ptrdiff_t)r * OC + j];
                             }
-                            out[j] += acc;
+                            out[j] += (float)acc;
                         }
                     }
                 }

@@ -71,8 +71,9 @@ typedef struct kn_gemm_plan {
 /* Per-thread scratch of the engine. */
 typedef struct kn_thread_ws {
     float *a;     /* KN_MC * KN_KC */
-    float *b;     /* KN_KC * KN_NC */
+    float *b;     /* KN_KB * KN_NC: one packed K chunk of an NC block */
     float *tile;  /* KN_MR * KN_NR */
+    kn_seg *segs; /* (KN_MC / KN_MR) * KN_KC: the segments of one MC block of indirect A */
 } kn_thread_ws;
 
 /* Bytes of engine scratch per thread (64-byte multiple). */

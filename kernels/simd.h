@@ -33,18 +33,27 @@
 #define KN_VLEN 4
 #endif
 
-/* Cache blocks: a KC x NC block of packed B stays in L2 and is streamed by the micro-kernel; an
- * MR x KC sliver of A sits in L1 while it meets every NR-panel of the block. MC only applies when
- * A is packed (transposed operands, backward-filter). KC and NC (like KN_DIRECT_B_ROWS in gemm.c
- * and CV_PARTIAL_MAX in conv2d.c) can be overridden with -D for tuning runs
- * (make EXTRA_CFLAGS=-DKN_KC=192); the defaults were measured best or equal on Zen 4. */
+/* Cache blocks: a KC x NC block of packed B and an MC x KC block of A stay in L2; one KC x NR
+ * micro-panel of B sits in L1 (32 KB: KC = 128 with AVX-512's 64-wide panels, 256 otherwise)
+ * while it meets every A micro-panel of the MC block. KC, NC and MC (like KN_DIRECT_B_ROWS in
+ * gemm.c and CV_PARTIAL_MAX in conv2d.c) can be overridden with -D for tuning runs
+ * (make EXTRA_CFLAGS=-DKN_KC=192). */
 #ifndef KN_KC
-#define KN_KC 256
+#define KN_KC ((32 << 10) / (4 * KN_NR) < 256 ? (32 << 10) / (4 * KN_NR) : 256)
+#endif
+/* K rows of B packed at a time (whole KC blocks): an MC x NC block of C stays in L2 while it
+ * accumulates them, instead of going to memory and back once per KC block. 512 keeps the
+ * packed chunk (1 MB at NC = 512) in a 2 MB L2 next to the C and A blocks; 2048 (4 MB, from
+ * L3) measured 5-15 points of peak slower on Sapphire Rapids with two threads. */
+#ifndef KN_KB
+#define KN_KB 512
 #endif
 #ifndef KN_NC
 #define KN_NC 512
 #endif
+#ifndef KN_MC
 #define KN_MC (KN_MR * 24)
+#endif
 
 _Static_assert(KN_NC % KN_NR == 0, "NC must be a multiple of NR");
 _Static_assert(KN_MC % KN_MR == 0, "MC must be a multiple of MR");

@@ -254,6 +254,70 @@ static void test_results_row_and_step_csv(void **state) {
     tu_remove_tree(dir);
 }
 
+/* launch --profile: profile.csv next to --results_csv with a row per lenet layer and the step's
+ * parts; each conv / fc layer's FLOPs (rate x time) are those of slim's lenet at batch 4,
+ * computed here from nets/lenet.py's shapes (synthetic data has ImageNet's 1001 classes); the
+ * parts add up to the step. */
+static void test_profile(void **state) {
+    (void)state;
+    char dir[256], path[512];
+    tu_make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/peak.csv", dir);
+    FILE *fp = fopen(path, "w");
+    fprintf(fp, "timestamp,build,isa,threads,gflops\n2026-01-01T00:00:00Z,%s,x,1,50.0\n",
+            variant());
+    fclose(fp);
+    char *out = launch(0, dir, "--max_number_of_steps=4 --num_warmup_steps=1 --profile");
+    assert_has(out, "profile of lenet: mean over 3 timed steps");
+    assert_has(out, "optimizer and other");
+    assert_has(out, "the 10 slowest layers");
+    assert_has(out, "LeNet/conv2");
+    free(out);
+    csv c;
+    snprintf(path, sizeof path, "%s/profile.csv", dir);
+    csv_read(&c, path);
+    /* lenet: conv1 relu pool1 conv2 relu pool2 flatten fc3 relu dropout3 fc4 loss, 6 parts */
+    assert_int_equal(c.rows, 1 + 12 + 6);
+    const double B = 4;
+    const struct { const char *layer; double fwd, bwd; } flops[] = {
+        {"LeNet/conv1", 2 * B * 28 * 28 * 5 * 5 * 1 * 32, 2 * B * 28 * 28 * 5 * 5 * 1 * 32},
+        {"LeNet/conv2", 2 * B * 14 * 14 * 5 * 5 * 32 * 64, 4 * B * 14 * 14 * 5 * 5 * 32 * 64},
+        {"LeNet/fc3", 2 * B * 7 * 7 * 64 * 1024, 4 * B * 7 * 7 * 64 * 1024},
+        {"LeNet/fc4", 2 * B * 1024 * 1001, 4 * B * 1024 * 1001}, /* synthetic: ImageNet's 1001 */
+    };
+    int found = 0;
+    double layers_ms = 0, parts_ms = 0, step_ms = 0;
+    for (int r = 1; r < c.rows; r++) {
+        assert_string_equal(csv_get(&c, r, "model_name"), "lenet");
+        assert_int_equal(atoi(csv_get(&c, r, "steps")), 3);
+        const char *layer = csv_get(&c, r, "layer");
+        const double total = atof(csv_get(&c, r, "total_ms"));
+        assert_true(total >= 0);
+        if (strcmp(csv_get(&c, r, "kind"), "step") == 0) {
+            if (strcmp(layer, "(step)") == 0) step_ms = total;
+            else parts_ms += total;
+            continue;
+        }
+        layers_ms += total;
+        for (size_t k = 0; k < SB_ARRAY_LEN(flops); k++) {
+            if (strcmp(layer, flops[k].layer) != 0) continue;
+            found++;
+            const double fms = atof(csv_get(&c, r, "fwd_ms")), bms = atof(csv_get(&c, r, "bwd_ms"));
+            const double fg = atof(csv_get(&c, r, "fwd_gflops")), bg = atof(csv_get(&c, r, "bwd_gflops"));
+            /* the CSV rounds ms to 3 decimals and GFLOP/s to 2: compare loosely */
+            if (fms > 0.05) assert_true(fabs(fg * fms * 1e6 - flops[k].fwd) <= 0.02 * flops[k].fwd);
+            if (bms > 0.05) assert_true(fabs(bg * bms * 1e6 - flops[k].bwd) <= 0.02 * flops[k].bwd);
+            assert_true(fabs(atof(csv_get(&c, r, "fwd_pct_of_peak")) - 2 * fg) <= 0.02 * fg + 0.01);
+        }
+    }
+    assert_int_equal(found, 4);
+    assert_true(step_ms > 0);
+    assert_true(fabs(parts_ms - step_ms) <= 0.01 * step_ms + 0.005);
+    assert_true(layers_ms <= step_ms * 1.01 + 0.01); /* layers are inside forward + backward */
+    free(c.text);
+    tu_remove_tree(dir);
+}
+
 static void test_lr_schedule_logged(void **state) {
     (void)state;
     char dir[256], path[512];
@@ -604,6 +668,7 @@ int main(void) {
         cmocka_unit_test(test_loss_by_hand),
         cmocka_unit_test(test_loss_flags_through_launch),
         cmocka_unit_test(test_results_row_and_step_csv),
+        cmocka_unit_test(test_profile),
         cmocka_unit_test(test_lr_schedule_logged),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_nan_stops),

@@ -39,6 +39,20 @@ double results_peak_gflops(const char *peak_csv, const char *build, int threads)
     return best;
 }
 
+/* path's directory + "/" + name into buf (just name when path has no directory). */
+static void sibling_path(char *buf, size_t cap, const char *path, const char *name) {
+    const char *slash = strrchr(path, '/');
+    if (slash) snprintf(buf, cap, "%.*s/%s", (int)(slash - path), path, name);
+    else snprintf(buf, cap, "%s", name);
+}
+
+double results_peak_near(const char *results_csv, int threads) {
+    /* peak.csv lives next to the results file (results/ by default). */
+    char peak_path[4096];
+    sibling_path(peak_path, sizeof peak_path, results_csv, "peak.csv");
+    return results_peak_gflops(peak_path, sb_build_variant(), threads);
+}
+
 int results_append_run(const char *path, const results_run_info *info, const train_report *rep,
                        const char *config_header, const char *config_values, sb_err *err) {
     char ts[32], cpu[256], host[256] = "localhost";
@@ -46,12 +60,7 @@ int results_append_run(const char *path, const results_run_info *info, const tra
     sb_cpu_model(cpu, sizeof cpu);
     gethostname(host, sizeof host - 1);
     if (info->hosts && info->hosts[0]) snprintf(host, sizeof host, "%s", info->hosts);
-    /* peak.csv lives next to the results file (results/ by default). */
-    char peak_path[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash) snprintf(peak_path, sizeof peak_path, "%.*s/peak.csv", (int)(slash - path), path);
-    else snprintf(peak_path, sizeof peak_path, "peak.csv");
-    double peak = results_peak_gflops(peak_path, sb_build_variant(), info->threads_per_replica);
+    double peak = results_peak_near(path, info->threads_per_replica);
     double gflops = 3.0 * rep->gflop_per_image * rep->images_per_sec;
 
     sb_csv_line l;
@@ -97,5 +106,163 @@ int results_append_run(const char *path, const results_run_info *info, const tra
     free(row);
     free(full_header);
     sb_csv_line_fini(&l);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * launch --profile.
+ * ------------------------------------------------------------------------------------------- */
+
+static const char profile_header[] =
+    "timestamp,git_sha,build,model_name,batch_size,threads,steps,layer,kind,fwd_ms,bwd_ms,"
+    "total_ms,fwd_gflops,bwd_gflops,fwd_pct_of_peak,bwd_pct_of_peak";
+
+/* GFLOP/s of flops in ms, 0 when either is 0. */
+static double rate(double flops, double ms) { return flops > 0 && ms > 0 ? flops / ms * 1e-6 : 0; }
+
+static int cmp_layer_total_desc(const void *a, const void *b) {
+    const train_profile_layer *x = *(train_profile_layer *const *)a;
+    const train_profile_layer *y = *(train_profile_layer *const *)b;
+    double tx = x->fwd_ms + x->bwd_ms, ty = y->fwd_ms + y->bwd_ms;
+    return (tx < ty) - (tx > ty);
+}
+
+/* "  123.4  45%" or "      -     " for a layer without FLOPs. */
+static void fmt_rate(char *buf, size_t cap, double flops, double ms, double peak) {
+    const double g = rate(flops, ms);
+    if (g <= 0) snprintf(buf, cap, "%7s %4s", "-", "");
+    else if (peak > 0) snprintf(buf, cap, "%7.1f %3.0f%%", g, 100.0 * g / peak);
+    else snprintf(buf, cap, "%7.1f %4s", g, "");
+}
+
+void results_print_profile(FILE *out, const char *model, const train_profile *p,
+                           double peak_gflops) {
+    if (p->steps == 0) return;
+    const double step = p->step_ms > 0 ? p->step_ms : 1;
+    fprintf(out, "profile of %s: mean over %d timed steps, %.1f ms per step", model, p->steps,
+            p->step_ms);
+    if (peak_gflops > 0) fprintf(out, " (%% of the %.1f GFLOP/s FMA peak in peak.csv)\n", peak_gflops);
+    else fprintf(out, " (no peak.csv next to the results CSV: run bench/peak for %% of peak)\n");
+    const struct { const char *name; double ms; } parts[] = {
+        {"forward", p->fwd_ms},      {"backward", p->bwd_ms},  {"data wait", p->wait_ms},
+        {"allreduce", p->reduce_ms}, {"optimizer and other", p->other_ms},
+    };
+    fprintf(out, "\n  %-22s %10s %6s\n", "step part", "ms/step", "share");
+    for (size_t i = 0; i < SB_ARRAY_LEN(parts); i++)
+        fprintf(out, "  %-22s %10.2f %5.1f%%\n", parts[i].name, parts[i].ms,
+                100.0 * parts[i].ms / step);
+
+    /* time and FLOPs by layer kind, in order of first appearance */
+    const char *kinds[32];
+    double kfwd[32] = {0}, kbwd[32] = {0}, kff[32] = {0}, kbf[32] = {0};
+    int nk = 0;
+    for (int i = 0; i < p->n_layers; i++) {
+        const train_profile_layer *l = &p->layers[i];
+        int k = 0;
+        while (k < nk && strcmp(kinds[k], l->kind) != 0) k++;
+        if (k == nk) {
+            if (nk == (int)SB_ARRAY_LEN(kinds)) continue;
+            kinds[nk++] = l->kind;
+        }
+        kfwd[k] += l->fwd_ms, kbwd[k] += l->bwd_ms, kff[k] += l->fwd_flops, kbf[k] += l->bwd_flops;
+    }
+    char a[32], b[32];
+    fprintf(out, "\n  %-22s %10s %10s %6s %12s %12s\n", "layer kind", "fwd ms", "bwd ms", "share",
+            "fwd GFLOP/s", "bwd GFLOP/s");
+    for (int k = 0; k < nk; k++) {
+        fmt_rate(a, sizeof a, kff[k], kfwd[k], peak_gflops);
+        fmt_rate(b, sizeof b, kbf[k], kbwd[k], peak_gflops);
+        fprintf(out, "  %-22s %10.2f %10.2f %5.1f%% %12s %12s\n", kinds[k], kfwd[k], kbwd[k],
+                100.0 * (kfwd[k] + kbwd[k]) / step, a, b);
+    }
+
+    fprintf(out, "\n  every layer, in net order (fwd / bwd ms per step, GFLOP/s, %% of peak):\n");
+    fprintf(out, "  %-64s %-16s %9s %9s %12s %12s\n", "layer", "kind", "fwd ms", "bwd ms",
+            "fwd GFLOP/s", "bwd GFLOP/s");
+    for (int i = 0; i < p->n_layers; i++) {
+        const train_profile_layer *l = &p->layers[i];
+        fmt_rate(a, sizeof a, l->fwd_flops, l->fwd_ms, peak_gflops);
+        fmt_rate(b, sizeof b, l->bwd_flops, l->bwd_ms, peak_gflops);
+        fprintf(out, "  %-64s %-16s %9.3f %9.3f %12s %12s\n", l->scope, l->kind, l->fwd_ms,
+                l->bwd_ms, a, b);
+    }
+
+    /* the slowest layers last, where the eye lands */
+    const train_profile_layer **order = sb_xmalloc((size_t)p->n_layers * sizeof *order);
+    for (int i = 0; i < p->n_layers; i++) order[i] = &p->layers[i];
+    qsort(order, (size_t)p->n_layers, sizeof *order, cmp_layer_total_desc);
+    const int top = SB_MIN(p->n_layers, 10);
+    fprintf(out, "\n  the %d slowest layers (fwd + bwd):\n", top);
+    for (int i = 0; i < top; i++) {
+        const train_profile_layer *l = order[i];
+        fmt_rate(a, sizeof a, l->fwd_flops + l->bwd_flops, l->fwd_ms + l->bwd_ms, peak_gflops);
+        fprintf(out, "  %-64s %-16s %9.2f ms %5.1f%% of the step %12s\n", l->scope, l->kind,
+                l->fwd_ms + l->bwd_ms, 100.0 * (l->fwd_ms + l->bwd_ms) / step, a);
+    }
+    free(order);
+    fflush(out);
+}
+
+/* One profile CSV row into l (cleared first). */
+static void profile_row(sb_csv_line *l, const char *ts, const results_run_info *info,
+                        const train_profile *p, const char *layer, const char *kind,
+                        double fwd_ms, double bwd_ms, double total_ms, double fwd_flops,
+                        double bwd_flops, double peak) {
+    sb_csv_line_fini(l);
+    sb_csv_line_init(l);
+    sb_csv_add_str(l, ts);
+    sb_csv_add_str(l, sb_build_git_sha());
+    sb_csv_add_str(l, sb_build_variant());
+    sb_csv_add_str(l, info->model_name);
+    sb_csv_add_int(l, info->batch_size);
+    sb_csv_add_int(l, info->threads_per_replica);
+    sb_csv_add_int(l, p->steps);
+    sb_csv_add_str(l, layer);
+    sb_csv_add_str(l, kind);
+    if (fwd_ms >= 0) sb_csv_add_double(l, fwd_ms, 3), sb_csv_add_double(l, bwd_ms, 3);
+    else sb_csv_add_str(l, ""), sb_csv_add_str(l, "");
+    sb_csv_add_double(l, total_ms, 3);
+    const double gf = rate(fwd_flops, fwd_ms), gb = rate(bwd_flops, bwd_ms);
+    const double v[4] = {gf, gb, peak > 0 && gf > 0 ? 100 * gf / peak : 0,
+                         peak > 0 && gb > 0 ? 100 * gb / peak : 0};
+    for (int k = 0; k < 4; k++)
+        if (v[k] > 0) sb_csv_add_double(l, v[k], 2);
+        else sb_csv_add_str(l, "");
+}
+
+int results_append_profile(const char *path, const results_run_info *info,
+                           const train_profile *p, double peak_gflops, sb_err *err) {
+    if (p->steps == 0) return 0;
+    char ts[32];
+    sb_utc_timestamp(ts, sizeof ts);
+    size_t cap = 4096, len = 0;
+    char *block = sb_xmalloc(cap);
+    block[0] = 0;
+    sb_csv_line l;
+    sb_csv_line_init(&l);
+    const struct { const char *name; double ms; } parts[] = {
+        {"(forward)", p->fwd_ms},      {"(backward)", p->bwd_ms},
+        {"(data wait)", p->wait_ms},   {"(allreduce)", p->reduce_ms},
+        {"(optimizer and other)", p->other_ms}, {"(step)", p->step_ms},
+    };
+    const int rows = p->n_layers + (int)SB_ARRAY_LEN(parts);
+    for (int r = 0; r < rows; r++) {
+        if (r < p->n_layers) {
+            const train_profile_layer *y = &p->layers[r];
+            profile_row(&l, ts, info, p, y->scope, y->kind, y->fwd_ms, y->bwd_ms,
+                        y->fwd_ms + y->bwd_ms, y->fwd_flops, y->bwd_flops, peak_gflops);
+        } else {
+            const int k = r - p->n_layers;
+            profile_row(&l, ts, info, p, parts[k].name, "step", -1, -1, parts[k].ms, 0, 0, 0);
+        }
+        const size_t rl = strlen(sb_csv_line_str(&l));
+        while (len + rl + 2 > cap) block = sb_xrealloc(block, cap *= 2);
+        if (len) block[len++] = '\n';
+        memcpy(block + len, sb_csv_line_str(&l), rl + 1);
+        len += rl;
+    }
+    sb_csv_line_fini(&l);
+    int rc = sb_csv_append(path, profile_header, block, err); /* one write, one fsync */
+    free(block);
     return rc;
 }

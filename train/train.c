@@ -403,13 +403,18 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
         sb_info("global step %lld already reaches --max_number_of_steps=%lld; nothing to train",
                 (long long)t.step, (long long)c->max_steps);
 
+    double prof_fwd = 0, prof_bwd = 0, prof_wait = 0, prof_reduce = 0, prof_step = 0;
     while (t.step < c->max_steps) {
+        const bool timed = t.step - first >= c->warmup_steps;
+        if (c->profile && timed && t.step - first == c->warmup_steps) net_profile_start(t.n);
         double t0 = sb_now(), wait_ms = 0, reduce_ms = 0;
         rc = src->next(src->ctx, net_input(t.n), net_labels(t.n), &wait_ms, err);  /* batch */
         if (rc) goto done;
         memset(t.grads, 0, t.G * sizeof(float));                                   /* zero */
+        const double f0 = sb_now();
         loss = train_total_loss(t.n, NET_MODE_TRAIN, step_seed(c->seed, t.step),    /* fwd */
                                 t.descs, t.ndesc, c->weight_decay);
+        const double f1 = sb_now();
         if (!isfinite(loss)) {
             rc = sb_err_set(err, SB_E_DIVERGED,
                             "global step %lld: loss is %s; training stopped (lower "
@@ -418,6 +423,7 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
             goto done;
         }
         net_backward(t.n);                                                           /* bwd */
+        const double b1 = sb_now();
         if (c->allreduce) {                                                          /* dist */
             double r0 = sb_now();
             c->allreduce(t.grads, t.G, c->allreduce_ctx);
@@ -433,7 +439,11 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
 
         double now = sb_now(), step_ms = (now - t0) * 1e3;
         ips = N / (now - t0);
-        if (t.step - first > c->warmup_steps) times_add(&st, step_ms, wait_ms, reduce_ms, ips);
+        if (timed) {
+            times_add(&st, step_ms, wait_ms, reduce_ms, ips);
+            prof_fwd += (f1 - f0) * 1e3, prof_bwd += (b1 - f1) * 1e3, prof_wait += wait_ms;
+            prof_reduce += reduce_ms, prof_step += step_ms;
+        }
         rep->final_step = t.step;
         rep->final_loss = loss;
         if (t.step % c->log_every_n_steps == 0 || t.step == c->max_steps)
@@ -464,6 +474,25 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
     }
     if (ckpts) rc = save_checkpoint(&t, rep->last_checkpoint, sizeof rep->last_checkpoint, err);
 
+    if (c->profile && st.n > 0) {
+        train_profile *pr = &rep->profile;
+        int nl, nf, nb;
+        const net_layer_profile *lp = net_profile(t.n, &nl, &nf, &nb);
+        SB_ASSERT(lp && nf == st.n && nb == st.n);
+        pr->steps = st.n;
+        pr->n_layers = nl;
+        pr->layers = sb_xcalloc((size_t)nl, sizeof *pr->layers);
+        for (int i = 0; i < nl; i++)
+            pr->layers[i] = (train_profile_layer){
+                .scope = sb_xstrdup(lp[i].scope), .kind = lp[i].kind,
+                .fwd_ms = lp[i].fwd_s * 1e3 / nf, .bwd_ms = lp[i].bwd_s * 1e3 / nb,
+                .fwd_flops = lp[i].fwd_flops, .bwd_flops = lp[i].bwd_flops};
+        pr->fwd_ms = prof_fwd / st.n, pr->bwd_ms = prof_bwd / st.n;
+        pr->wait_ms = prof_wait / st.n, pr->reduce_ms = prof_reduce / st.n;
+        pr->step_ms = prof_step / st.n;
+        pr->other_ms = pr->step_ms - pr->fwd_ms - pr->bwd_ms - pr->wait_ms - pr->reduce_ms;
+    }
+
 done:
     rep->timed_steps = st.n;
     rep->images_per_sec = median(st.ips, st.n);
@@ -477,4 +506,10 @@ done:
     tb_writer_close(tb);
     teardown(&t);
     return rc;
+}
+
+void train_report_free(train_report *rep) {
+    for (int i = 0; i < rep->profile.n_layers; i++) free(rep->profile.layers[i].scope);
+    free(rep->profile.layers);
+    memset(&rep->profile, 0, sizeof rep->profile);
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/sb.h"
 #include "models/slim/models.h"
@@ -191,7 +192,25 @@ typedef struct train_config {
     void (*replicas_sync)(net *n, float *slots, size_t slot_floats, float *scalars, int nscalars,
                           float *ema, int64_t *global_step, void *ctx);
     float dropout_keep_prob;        /* <= 0: the model's default; 1: dropout off */
+    bool profile;                   /* launch --profile: fill train_report.profile */
 } train_config;
+
+/* launch --profile: where the timed steps' time went, per layer and per part of the step. */
+typedef struct train_profile_layer {
+    char *scope;                    /* owned */
+    const char *kind;               /* static */
+    double fwd_ms, bwd_ms;          /* per step */
+    double fwd_flops, bwd_flops;    /* per step, whole batch */
+} train_profile_layer;
+
+typedef struct train_profile {
+    int steps;                      /* timed steps profiled (0: no profile) */
+    int n_layers;
+    train_profile_layer *layers;    /* owned, layer order */
+    /* means per timed step; other = step - the rest (batch copy, zeroing, L2, optimizer, EMA,
+     * logging and checkpoints) */
+    double fwd_ms, bwd_ms, wait_ms, reduce_ms, other_ms, step_ms;
+} train_profile;
 
 typedef struct train_report {
     int64_t start_step, final_step; /* global steps at start (after restore) and end */
@@ -203,12 +222,14 @@ typedef struct train_report {
     double final_loss;              /* total loss (with regularization) of the last step */
     double peak_rss_mb;
     char last_checkpoint[1024];     /* "" when none was written */
+    train_profile profile;          /* with cfg->profile; release with train_report_free */
 } train_report;
 
 /* Train as configured, on batches from src. Returns 0; SB_E_DIVERGED naming the step when the
  * loss is NaN/Inf; checkpoint and file errors naming the file. rep is filled on success and on
- * divergence (steps done so far). */
+ * divergence (steps done so far); release it with train_report_free. */
 int train_run(const train_config *cfg, data_source *src, train_report *rep, sb_err *err);
+void train_report_free(train_report *rep);
 
 /* The total loss slim minimizes for the batch in net_input/net_labels: net_forward (cross
  * entropy with label smoothing, + 0.4 x aux) + weight_decay * sum(w^2)/2 over regularized
@@ -238,5 +259,18 @@ int results_append_run(const char *path, const results_run_info *info, const tra
 
 /* The header DESIGN.md fixes (without config columns); static string. */
 const char *results_run_header(void);
+
+/* The peak for this build and thread count from the peak.csv next to results_csv (0: none). */
+double results_peak_near(const char *results_csv, int threads);
+
+/* launch --profile's report: the step's parts, time by layer kind, and every layer (forward and
+ * backward ms per step, GFLOP/s, % of peak_gflops when it is > 0). */
+void results_print_profile(FILE *out, const char *model, const train_profile *p,
+                           double peak_gflops);
+/* The same, one CSV row per layer then one per step part (kind "step"), appended to path
+ * (timestamp,git_sha,build,model_name,batch_size,threads,steps,layer,kind,fwd_ms,bwd_ms,
+ * total_ms,fwd_gflops,bwd_gflops,fwd_pct_of_peak,bwd_pct_of_peak). */
+int results_append_profile(const char *path, const results_run_info *info,
+                           const train_profile *p, double peak_gflops, sb_err *err);
 
 #endif /* TRAIN_LOOP_H */

@@ -174,6 +174,23 @@ static int append_results(const train_flags *tf, const sb_flags *sf, const train
     return rc;
 }
 
+/* launch --profile: the table on stdout, the rows into profile.csv next to --results_csv. */
+static int write_profile(const train_flags *tf, const sb_flags *sf, const train_report *rep,
+                         const mpi_replicas *ri, int threads, sb_err *err) {
+    const double peak = results_peak_near(sf->results_csv, threads);
+    results_print_profile(stdout, tf->model_name, &rep->profile, peak);
+    char path[4096];
+    const char *slash = strrchr(sf->results_csv, '/');
+    if (slash) snprintf(path, sizeof path, "%.*s/profile.csv", (int)(slash - sf->results_csv),
+                        sf->results_csv);
+    else snprintf(path, sizeof path, "profile.csv");
+    results_run_info info = {tf->model_name, tf->optimizer, "", tf->batch_size, ri->size,
+                             threads, ri->hosts};
+    int rc = results_append_profile(path, &info, &rep->profile, peak, err);
+    if (rc == 0) printf("profile rows appended to %s\n", path);
+    return rc;
+}
+
 int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     if (sf->dry_run) {
         printf("launch: --dry_run: flags parsed and checked; nothing trained, no results row.\n");
@@ -226,6 +243,7 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     c.max_to_keep = 5; /* tf.train.Saver's default */
     c.seed = (uint64_t)sf->seed;
     c.step_csv = sf->step_csv;
+    c.profile = sf->profile;
     rc = mpi_launch_train_config(tf, &ri, &c, err); /* hooks, schedule, rank 0 writes */
     if (rc) return rc;
 
@@ -293,11 +311,22 @@ int train_cmd_run(const train_flags *tf, const sb_flags *sf, sb_err *err) {
     train_report rep;
     rc = train_run(&c, &src, &rep, err);
     data_source_destroy(&src);
-    if (rc) return rc;
-    if (ri.rank != 0) return 0; /* rank 0 reports for the job */
+    if (rc || ri.rank != 0) { /* rank 0 reports for the job */
+        train_report_free(&rep);
+        return rc;
+    }
     rep.images_per_sec *= ri.size; /* every replica trains a batch per step */
     rep.images_per_sec_stdev *= ri.size;
     rc = append_results(tf, sf, &rep, &ri, threads, synthetic ? "synthetic" : tf->dataset_dir, err);
+    if (rc) {
+        train_report_free(&rep);
+        return rc;
+    }
+    if (sf->profile) {
+        rc = write_profile(tf, sf, &rep, &ri, threads, err);
+        printf("\n");
+    }
+    train_report_free(&rep);
     if (rc) return rc;
     printf("----------------------------------------------------------------\n");
     printf("total images/sec: %.2f\n", rep.images_per_sec);

@@ -177,6 +177,22 @@ int net_set_grads_ready_hook(net *n, net_grads_ready_fn fn, void *ctx);
 /* Unweighted losses of the last forward: main (aux = 0) or auxiliary (aux = 1; 0 if none). */
 float net_loss(const net *n, int aux);
 
+/* Per-layer timing (launch --profile). net_profile_start() turns it on (allocating once) and
+ * clears the totals; each later net_forward / net_backward adds every layer's wall time. The
+ * grads-ready hook's time is not counted in any layer. */
+typedef struct net_layer_profile {
+    const char *scope;   /* slim scope of the layer */
+    const char *kind;    /* "conv2d", "batch_norm", ... */
+    double fwd_s, bwd_s; /* summed over the passes counted */
+    double fwd_flops;    /* per pass, whole batch: 2 x multiply-adds (conv / fully connected) */
+    double bwd_flops;    /* per pass: weight gradient, plus the input gradient when it is
+                            computed (not for the first layer: the images need none) */
+} net_layer_profile;
+void net_profile_start(net *n);
+/* The layers' totals in layer order (*count entries) and the forward / backward passes they
+ * sum; NULL before net_profile_start. */
+const net_layer_profile *net_profile(const net *n, int *count, int *fwd_passes, int *bwd_passes);
+
 /* ---------------------------------------------------------------------------------------------
  * Printing (for `launch --model_name=X --print_model[=dot]`).
  * ------------------------------------------------------------------------------------------- */

@@ -50,9 +50,11 @@ float net_forward(net *n, net_mode mode, uint64_t seed) {
     const int32_t *labels = (const int32_t *)(n->acts + n->labels_off);
     float total = 0;
     n->aux_loss = 0;
+    if (n->prof) n->prof_fwd++;
     for (int i = 0; i < n->n_layers; i++) {
         net_layer *l = &n->layers[i];
         const int x = l->in[0], y = l->out;
+        const double t0 = n->prof ? sb_now() : 0.0;
         switch (l->kind) {
         case NET_LAYER_CONV:
             conv2d_forward(act(n, y), act(n, x), param(n, l->w), param(n, l->b), &l->p.conv, n->ws);
@@ -119,6 +121,7 @@ float net_forward(net *n, net_mode mode, uint64_t seed) {
         case NET_LAYER_KIND_COUNT:
             SB_ASSERT(0);
         }
+        if (n->prof) n->prof[i].fwd_s += sb_now() - t0;
     }
     return total;
 }
@@ -174,11 +177,13 @@ void net_backward(net *n) {
     const int32_t *labels = (const int32_t *)(n->acts + n->labels_off);
     memset(n->grad_written, 0, (size_t)n->n_tensors);
     size_t ready = n->grads_len; /* grads[ready, grads_len) are final */
+    if (n->prof) n->prof_bwd++;
     for (int i = n->n_layers - 1; i >= 0; i--) {
         if (n->grads_ready && i < n->n_layers - 1) {
             ready = SB_MIN(ready, layer_grads_start(n, &n->layers[i + 1]));
             n->grads_ready(n->grads_ready_ctx, ready);
         }
+        const double t0 = n->prof ? sb_now() : 0.0;
         net_layer *l = &n->layers[i];
         const int x = l->in[0], y = l->out;
         const float *dy = NULL;
@@ -286,8 +291,31 @@ void net_backward(net *n) {
         case NET_LAYER_KIND_COUNT:
             SB_ASSERT(0);
         }
+        if (n->prof) n->prof[i].bwd_s += sb_now() - t0;
     }
     if (n->grads_ready) n->grads_ready(n->grads_ready_ctx, 0);
 }
 
 float net_loss(const net *n, int aux) { return aux ? n->aux_loss : n->loss; }
+
+void net_profile_start(net *n) {
+    if (!n->prof) n->prof = sb_xcalloc((size_t)n->n_layers, sizeof *n->prof);
+    for (int i = 0; i < n->n_layers; i++) {
+        const net_layer *l = &n->layers[i];
+        /* backward of a conv / fc layer: the weight gradient always, the input gradient unless
+         * the input is the images (grad_begin gives no buffer for them) */
+        const int has_dx = n->tensors[l->in[0]].producer >= 0;
+        const int gemm = l->kind == NET_LAYER_CONV || l->kind == NET_LAYER_FC;
+        n->prof[i] = (net_layer_profile){.scope = l->name, .kind = net_layer_kind_name(l->kind),
+                                         .fwd_flops = l->flops,
+                                         .bwd_flops = gemm ? l->flops * (1 + has_dx) : 0.0};
+    }
+    n->prof_fwd = n->prof_bwd = 0;
+}
+
+const net_layer_profile *net_profile(const net *n, int *count, int *fwd_passes, int *bwd_passes) {
+    *count = n->n_layers;
+    *fwd_passes = n->prof_fwd;
+    *bwd_passes = n->prof_bwd;
+    return n->prof;
+}

@@ -126,6 +126,8 @@ struct net {
     unsigned char *grad_written;           /* per tensor, used by backward */
     net_grads_ready_fn grads_ready;        /* net_set_grads_ready_hook; NULL: none */
     void *grads_ready_ctx;
+    net_layer_profile *prof;               /* per layer, NULL unless net_profile_start */
+    int prof_fwd, prof_bwd;                /* passes counted in prof */
 };
 
 /* ---------------------------------------------------------------------------------------------

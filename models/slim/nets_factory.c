@@ -121,6 +121,7 @@ void net_destroy(net *n) {
     sb_aligned_free(n->act_grads);
     sb_aligned_free(n->ws);
     free(n->grad_written);
+    free(n->prof);
     net_free_graph(n);
     free(n);
 }

@@ -76,8 +76,8 @@ fi
 if [ "$scaling" = 1 ] && [ -x bench/scaling.sh ] && command -v mpirun >/dev/null; then
     # bench/scaling.sh writes into results/ itself; its quick form is a small lenet run
     if [ "$quick" = 1 ]; then
-        step "bench/scaling.sh lenet 8 4"
-        bench/scaling.sh lenet 8 4
+        step "bench/scaling.sh --quick"
+        bench/scaling.sh --quick
     else
         step "bench/scaling.sh"
         bench/scaling.sh

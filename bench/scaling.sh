@@ -12,16 +12,41 @@
 # Rows go to results/scaling.csv (throughput) and results/allreduce.csv (bandwidth); launch's
 # own rows to results/scaling_runs.csv.
 #
-# Usage: bench/scaling.sh [MODEL [BATCH [STEPS]]]   defaults: resnet_v1_50 8 8
+# Usage: bench/scaling.sh [--quick] [MODEL [BATCH [STEPS]]]   defaults: resnet_v1_50 8 8
 # Env: BUILD (native), REPLICAS ("1 2"), NS_HOSTS (0 = skip), WARMUP (2), SIZES ("1 4 25 100" MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-model=${1:-resnet_v1_50}
-batch=${2:-8}
-steps=${3:-8}
+usage() {
+    cat <<'EOF'
+usage: bench/scaling.sh [--quick] [MODEL [BATCH [STEPS]]]
+
+  MODEL BATCH STEPS  launch's --model_name, per-replica --batch_size and timed steps
+                     (default: resnet_v1_50 8 8)
+  --quick            smoke configuration: lenet 8 4
+  -h, --help         this text
+Environment: BUILD (native), REPLICAS ("1 2"), NS_HOSTS (0 = no namespace hosts), WARMUP (2),
+SIZES ("1 4 25 100", MiB, for the allreduce bandwidth).
+Writes results/scaling.csv, results/allreduce.csv and results/scaling_runs.csv.
+EOF
+}
+pos=()
+for arg in "$@"; do
+    case $arg in
+    --quick) pos=(lenet 8 4) ;;
+    -h | --help) usage; exit 0 ;;
+    -*) echo "scaling.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+    *) pos+=("$arg") ;;
+    esac
+done
+model=${pos[0]:-resnet_v1_50}
+batch=${pos[1]:-8}
+steps=${pos[2]:-8}
+for n in "$batch:BATCH" "$steps:STEPS"; do
+    case ${n%%:*} in '' | *[!0-9]* | 0) echo "scaling.sh: ${n#*:} must be a positive integer, got '${n%%:*}'" >&2; exit 2 ;; esac
+done
 build=${BUILD:-native}
 replicas=${REPLICAS:-1 2}
 ns_hosts=${NS_HOSTS:-0}

@@ -19,7 +19,7 @@
 #include "tests/support/testutil.h"
 
 static const char *const k_scripts[] = {"bench/compare_builds.sh", "bench/peers.sh", "bench/report",
-                                        "bench/all.sh", "bench/lib.sh"};
+                                        "bench/all.sh", "bench/lib.sh", "bench/scaling.sh"};
 
 static int have(const char *tool) {
     char *out;
@@ -117,6 +117,8 @@ static void test_bad_options_exit_2(void **state) {
         "bench/peers.sh --dry-run --models=lenet",
         "bench/peers.sh --dry-run --steps=x",
         "bench/report --bogus",
+        "bench/scaling.sh --bogus",
+        "bench/scaling.sh lenet 0",
     };
     for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++) {
         char *out;

@@ -3,18 +3,22 @@
  * checkpoint, --max_num_batches and --batch_size set the examples counted, --moving_average_decay
  * reads the ExponentialMovingAverage tensors (and says so when they are missing),
  * --labels_offset changes the head (a shape mismatch naming the variable), a corrupt checkpoint
- * is named, and every evaluation appends a row to the results CSV. */
+ * is named, every evaluation appends a row to the results CSV, and --eval_dir, --quantize,
+ * --dry_run, --print_model do what their help says. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/sb.h"
+#include "datasets/datasets.h"
 #include "tests/support/testutil.h"
 
 static void assert_has(const char *hay, const char *needle) {
@@ -118,6 +122,63 @@ static void test_eval_trained_checkpoint(void **state) {
     tu_remove_tree(dir);
 }
 
+/* slim's flags that change what eval does besides scoring: --eval_dir gets an event file with
+ * the two metrics at the checkpoint's step (the accuracy's float bytes as printed), --quantize
+ * is refused, --dry_run evaluates nothing, --print_model needs no checkpoint, launch-only flags
+ * are reported. */
+static void test_eval_flags(void **state) {
+    (void)state;
+    char dir[256], path[512];
+    tu_make_tmpdir(dir, sizeof dir);
+    free(run(0, LAUNCH "--max_number_of_steps=3 --num_warmup_steps=1 --train_dir=%s/run "
+                       "--results_csv=%s/runs.csv",
+             dir, dir));
+    char *out = run(0, EVAL "--checkpoint_path=%s/run --batch_size=8 --max_num_batches=2 "
+                            "--eval_dir=%s/ev --results_csv=%s/evals.csv",
+                    dir, dir, dir);
+    const float acc = (float)metric(out, "eval/Accuracy[");
+    assert_has(out, "summaries written to");
+    free(out);
+    snprintf(path, sizeof path, "%s/ev", dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    char ev[1024] = "";
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, "events.out.tfevents.", 20) == 0)
+            snprintf(ev, sizeof ev, "%s/%s", path, e->d_name);
+    closedir(d);
+    assert_true(ev[0] != 0);
+    tfr_reader *r;
+    sb_err err;
+    assert_int_equal(tfr_reader_open(ev, &r, &err), 0);
+    const uint8_t *data;
+    size_t n;
+    int tags = 0, value = 0;
+    while (tfr_reader_next(r, &data, &n, &err) == 0) {
+        tags += memmem(data, n, "eval/Accuracy", 13) != NULL;
+        tags += memmem(data, n, "eval/Recall_5", 13) != NULL;
+        value += memmem(data, n, &acc, sizeof acc) != NULL;
+    }
+    tfr_reader_close(r);
+    assert_int_equal(tags, 2);
+    assert_true(value >= 1);
+
+    out = run(2, EVAL "--checkpoint_path=%s/run --quantize", dir);
+    assert_has(out, "--quantize");
+    free(out);
+    out = run(0, EVAL "--checkpoint_path=%s/run --dry_run --profile --results_csv=%s/dry.csv", dir,
+              dir);
+    assert_has(out, "nothing evaluated");
+    assert_has(out, "--profile is a launch (training) flag");
+    free(out);
+    snprintf(path, sizeof path, "%s/dry.csv", dir);
+    assert_int_not_equal(access(path, F_OK), 0);
+    out = run(0, EVAL "--checkpoint_path=%s/none --print_model", dir);
+    assert_has(out, "LeNet/conv2");
+    free(out);
+    tu_remove_tree(dir);
+}
+
 /* Real data: Debian's dataset-fashion-mnist converted, lenet trained briefly, evaluated on the
  * test split through the input pipeline. The full bar (>= 89%) takes a longer schedule; this one
  * proves learning (chance is 10%). */
@@ -163,6 +224,7 @@ static void test_fashion_mnist_learns(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_trained_checkpoint),
+        cmocka_unit_test(test_eval_flags),
         cmocka_unit_test(test_fashion_mnist_learns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,16 @@ int cmd_report(const char *program, const sb_err *err) {
                                                                      : CMD_EXIT_RUNTIME;
 }
 
+void cmd_warn_inert(const flags_table *t, const void *values) {
+    for (size_t i = 0; i < t->count; i++) {
+        const flags_def *d = &t->defs[i];
+        const bool *set = (const bool *)((const char *)values + d->set_offset);
+        if ((d->traits & FLAGS_TRAIT_INERT) && *set)
+            sb_warn("--%s has no effect in slimbench (accepted for TF-slim compatibility)",
+                    d->name);
+    }
+}
+
 int cmd_parse_flags(const flags_spec *spec, int argc, char *const argv[], bool allow_positional) {
     flags_result res;
     sb_err err;

@@ -27,4 +27,8 @@ int cmd_parse_flags(const flags_spec *spec, int argc, char *const argv[], bool a
  * does not do), CMD_EXIT_RUNTIME otherwise. */
 int cmd_report(const char *program, const sb_err *err);
 
+/* Warn once per INERT flag of table t set explicitly in values: it is accepted for TF-slim
+ * compatibility only. */
+void cmd_warn_inert(const flags_table *t, const void *values);
+
 #endif

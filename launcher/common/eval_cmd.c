@@ -9,6 +9,7 @@
 
 #include "datasets/datasets.h"
 #include "datasets/pipeline.h"
+#include "launcher/common/cmdline.h"
 #include "models/slim/models.h"
 #include "train/train_loop.h"
 
@@ -107,9 +108,53 @@ static int append_row(const char *path, const eval_flags *ef, const sb_flags *sf
     return rc;
 }
 
+/* Flags of ours.def that only mean something to launch: set explicitly here, they are
+ * reported, not silently dropped (a flagfile shared with launch may hold them). */
+static void warn_train_only(const sb_flags *sf) {
+    const struct { const char *name; bool set; } f[] = {
+        {"num_warmup_steps", sf->set.num_warmup_steps},
+        {"step_csv", sf->set.step_csv},
+        {"profile", sf->set.profile},
+        {"hosts", sf->set.hosts},
+        {"hostfile", sf->set.hostfile},
+        {"default_max_number_of_steps", sf->set.default_max_number_of_steps},
+    };
+    for (size_t i = 0; i < SB_ARRAY_LEN(f); i++)
+        if (f[i].set) sb_warn("--%s is a launch (training) flag; eval_image_classifier ignores it",
+                              f[i].name);
+}
+
+/* eval_dir: the two scalars slim's evaluation loop summarizes, at the checkpoint's step. */
+static int write_eval_events(const char *dir, const eval_result *r, sb_err *err) {
+    int rc = sb_mkdirs(dir, err);
+    if (rc) return rc;
+    tb_writer *tb = NULL;
+    rc = tb_writer_open(&tb, dir, err);
+    if (rc) return rc;
+    const char *tags[] = {"eval/Accuracy", "eval/Recall_5"};
+    const float values[] = {(float)r->accuracy, (float)r->recall_5};
+    rc = tb_write_scalars(tb, r->global_step, tags, values, 2, err);
+    if (rc == 0) rc = tb_writer_flush(tb, err);
+    if (rc == 0) printf("summaries written to %s\n", tb_writer_path(tb));
+    tb_writer_close(tb);
+    return rc;
+}
+
 int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_err *err) {
     eval_result r;
     memset(&r, 0, sizeof r);
+    if (ef->quantize)
+        return sb_err_set(err, SB_E_UNSUPPORTED,
+                          "flag --quantize: quantized graphs are not built in slimbench; leave "
+                          "--quantize false");
+    cmd_warn_inert(&flags_eval_table, ef);
+    cmd_warn_inert(&flags_sb_table, sf);
+    warn_train_only(sf);
+    if (sf->dry_run) {
+        printf("eval_image_classifier: --dry_run: flags parsed and checked; nothing evaluated, "
+               "no results row.\n");
+        return 0;
+    }
     const bool synthetic = !ef->dataset_dir || !ef->dataset_dir[0] || sf->synthetic_data ||
                            strcmp(ef->dataset_name, "synthetic") == 0;
     const dsf_dataset *ds = dsf_find(synthetic ? "imagenet" : ef->dataset_name);
@@ -123,7 +168,8 @@ int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_
         return sb_err_set(err, SB_E_USAGE, "flag --labels_offset=%d leaves no classes of %s's %d",
                           ef->labels_offset, ds->name, ds->num_classes);
     const bool ema = ef->set.moving_average_decay && ef->moving_average_decay != 0;
-    int rc = ckpt_resolve(ef->checkpoint_path, r.checkpoint, sizeof r.checkpoint, err);
+    int rc = sf->print_model[0] ? 0 : ckpt_resolve(ef->checkpoint_path, r.checkpoint,
+                                                   sizeof r.checkpoint, err);
     if (rc) return rc;
 
     int threads = sf->threads_per_replica > 0 ? sf->threads_per_replica : omp_get_num_procs();
@@ -140,6 +186,12 @@ int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_
                       .batch_size = ef->batch_size};
     rc = net_create(&n, ef->model_name, &no, err);
     if (rc) goto done;
+    if (sf->print_model[0]) { /* describe the net, evaluate nothing */
+        if (strcmp(sf->print_model, "dot") == 0) net_write_dot(stdout, n);
+        else net_print(stdout, n);
+        fflush(stdout);
+        goto done;
+    }
     net_alloc(n);
     rc = ckpt_open(&ck, r.checkpoint, err);
     if (rc) goto done;
@@ -211,6 +263,8 @@ int eval_cmd_run(const eval_flags *ef, const sb_flags *sf, eval_result *res, sb_
                     err);
     if (rc == 0) printf("%lld examples, %.1f images/sec; row appended to %s\n", r.num_examples,
                         r.images_per_sec, csv);
+    /* like launch's --train_dir: only when given, so an evaluation leaves no files behind */
+    if (rc == 0 && ef->set.eval_dir && ef->eval_dir[0]) rc = write_eval_events(ef->eval_dir, &r, err);
     if (res) *res = r;
 done:
     data_source_destroy(&src);

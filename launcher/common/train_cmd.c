@@ -8,20 +8,10 @@
 
 #include "datasets/datasets.h"
 #include "datasets/pipeline.h"
+#include "launcher/common/cmdline.h"
 #include "launcher/common/mpi_launch.h"
 #include "models/slim/models.h"
 #include "train/train_loop.h"
-
-/* Warn once per INERT flag given explicitly: it is accepted for slim compatibility only. */
-static void warn_inert(const flags_table *t, const void *values) {
-    for (size_t i = 0; i < t->count; i++) {
-        const flags_def *d = &t->defs[i];
-        const bool *set = (const bool *)((const char *)values + d->set_offset);
-        if ((d->traits & FLAGS_TRAIT_INERT) && *set)
-            sb_warn("--%s has no effect in slimbench (accepted for TF-slim compatibility)",
-                    d->name);
-    }
-}
 
 int train_cmd_opt_config(const train_flags *tf, opt_config *oc, sb_err *err) {
     opt_config_default(oc);
@@ -116,8 +106,8 @@ int train_cmd_check(const train_flags *tf, const sb_flags *sf, sb_err *err) {
         if (rc == 0) rc = as_usage(lr_config_check(&lc, err), err);
         if (rc) return rc;
     }
-    warn_inert(&flags_train_table, tf);
-    warn_inert(&flags_sb_table, sf);
+    cmd_warn_inert(&flags_train_table, tf);
+    cmd_warn_inert(&flags_sb_table, sf);
     if ((sf->hosts[0] || sf->hostfile[0]) && tf->worker_replicas == 1)
         sb_warn("--hosts/--hostfile only matter with --worker_replicas > 1; ignored");
     return 0;

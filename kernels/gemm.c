@@ -2,8 +2,8 @@
  * it. BLIS's loops: columns in NC blocks, k in KC blocks (B packed once per block into NR-wide
  * micro-panels, the block in L2), rows in MC blocks (in L2), and inside a block every B
  * micro-panel (in L1) meets every MR-row A micro-panel. A is read through row pointers (no
- * packing: an im2col is pointer arithmetic) or packed when its rows are strided. The ISA lives only in the micro-kernels
- * (simd.h, ukernel_*.c); this file knows nothing about convolutions. */
+ * packing: an im2col is pointer arithmetic) or packed when its rows are strided. The ISA lives
+ * only in the micro-kernels (simd.h, ukernel_*.c); this file knows nothing about convolutions. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -157,7 +157,8 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         kn_seg *segs = w->segs;
                         for (int q = 0; q < np; q++) {
                             pn[q].segs = segs;
-                            pn[q].nseg = p->a_segs(p->actx, ic + q * KN_MR, pn[q].mr, pc, kc, segs);
+                            pn[q].nseg =
+                                p->a_segs(p->actx, ic + q * KN_MR, pn[q].mr, pc, kc, segs);
                             SB_DASSERT(pn[q].nseg >= 0 && pn[q].nseg <= KN_KC);
                             segs += pn[q].nseg;
                         }
@@ -166,9 +167,11 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         const int nr = SB_MIN(KN_NR, nc - jr);
                         const float *bp = bblk + (size_t)(jr / KN_NR) * kc * KN_NR;
                         ptrdiff_t ldb = KN_NR;
-                        if (direct) {
-                            if (nr == KN_NR) bp = p->b_direct + (ptrdiff_t)pc * p->b_ld + jc + jr, ldb = p->b_ld;
-                            else bp = bblk;
+                        if (direct && nr == KN_NR) {
+                            bp = p->b_direct + (ptrdiff_t)pc * p->b_ld + jc + jr;
+                            ldb = p->b_ld;
+                        } else if (direct) {
+                            bp = bblk; /* the ragged last panel, packed at the start */
                         }
                         const float *bs = bias ? bias + jc + jr : NULL;
                         for (int q = 0; q < np; q++)

@@ -202,6 +202,13 @@ static void test_report_from_small_csvs(void **state) {
     write_text(dir, "scaling_test.csv",
                "model_name,replicas,images_per_sec,build,batch_size\n"
                "lenet,1,100,native,8\nlenet,2,190,native,8\nlenet,4,350,native,8\n");
+    /* bench/scaling.sh's own file: the cores split over the replicas, its efficiency column */
+    write_text(dir, "scaling.csv",
+               "timestamp,git_sha,build,model_name,hosts,replicas,threads_per_replica,batch_size,"
+               "global_batch_size,images_per_sec,step_ms_median,allreduce_ms,scaling_efficiency\n"
+               "t,a,native,resnet_v1_50,1 host,1,2,8,8,7.0,1140,0,1.000\n"
+               "t,a,native,resnet_v1_50,1 host,2,1,8,16,6.3,2527,31,0.900\n"
+               "t,a,native,resnet_v1_50,3 hosts,3,1,8,24,6.0,4000,50,0.857\n");
     write_text(dir, "kernels_native.csv",
                "timestamp,git_sha,build,isa,threads,peak_gflops,model,layer,count,batch,IH,IW,IC,"
                "OC,KH,KW,SH,SW,gemm_M,gemm_N,gemm_K,pass,impl,gflops,pct_of_peak,ms_best,"
@@ -247,6 +254,8 @@ static void test_report_from_small_csvs(void **state) {
         "| lenet | avx2 | 32.00 | 30.00 - 34.00 | 2.91x |",
         "| resnet_v1_50 | 4.00 | 2.00 | 2.00x |",                 /* peers */
         "| lenet native b8 | 4 | 350.00 | 87.50 | 88% |",              /* scaling */
+        "| resnet_v1_50 native b8 | 2 | 6.30 | 3.15 | 90% |",           /* cores split */
+        "| resnet_v1_50 native b8 (3 hosts) | 3 | 6.00 | 2.00 | 86% |",
         "### vgg_16, build `native`",
         "| conv1 | 120.0 (60%) | 90.0 (45%) | 70.0 (35%) | 100 / 80 / 60 |", /* CPU-time rate */
         "| lenet native b8 x2 data | 100.0 | 50.0 | 20.0 | 30.0 |",         /* step breakdown */

@@ -191,16 +191,23 @@ static void test_loss_flags_through_launch(void **state) {
     tu_remove_tree(dir);
 }
 
+/* A peak measurement of 50 GFLOP/s for this build and one thread in dir/peak.csv, as
+ * bench/peak writes it (launch looks next to --results_csv). */
+static void write_peak_csv(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/peak.csv", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "timestamp,build,isa,threads,gflops\n2026-01-01T00:00:00Z,%s,x,1,50.0\n",
+            variant());
+    fclose(fp);
+}
+
 static void test_results_row_and_step_csv(void **state) {
     (void)state;
     char dir[256], path[512];
     tu_make_tmpdir(dir, sizeof dir);
-    /* a peak measurement for this build and one thread, as bench/peak writes it */
-    snprintf(path, sizeof path, "%s/peak.csv", dir);
-    FILE *fp = fopen(path, "w");
-    fprintf(fp, "timestamp,build,isa,threads,gflops\n2026-01-01T00:00:00Z,%s,x,1,50.0\n",
-            variant());
-    fclose(fp);
+    write_peak_csv(dir);
     char *out = launch(0, dir,
                        "--max_number_of_steps=5 --num_warmup_steps=1 --step_csv=%s/steps.csv "
                        "--log_every_n_steps=2 --label_smoothing=0.1",
@@ -262,11 +269,7 @@ static void test_profile(void **state) {
     (void)state;
     char dir[256], path[512];
     tu_make_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/peak.csv", dir);
-    FILE *fp = fopen(path, "w");
-    fprintf(fp, "timestamp,build,isa,threads,gflops\n2026-01-01T00:00:00Z,%s,x,1,50.0\n",
-            variant());
-    fclose(fp);
+    write_peak_csv(dir);
     char *out = launch(0, dir, "--max_number_of_steps=4 --num_warmup_steps=1 --profile");
     assert_has(out, "profile of lenet: mean over 3 timed steps");
     assert_has(out, "optimizer and other");

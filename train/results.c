@@ -39,8 +39,7 @@ double results_peak_gflops(const char *peak_csv, const char *build, int threads)
     return best;
 }
 
-/* path's directory + "/" + name into buf (just name when path has no directory). */
-static void sibling_path(char *buf, size_t cap, const char *path, const char *name) {
+void results_sibling_path(char *buf, size_t cap, const char *path, const char *name) {
     const char *slash = strrchr(path, '/');
     if (slash) snprintf(buf, cap, "%.*s/%s", (int)(slash - path), path, name);
     else snprintf(buf, cap, "%s", name);
@@ -49,7 +48,7 @@ static void sibling_path(char *buf, size_t cap, const char *path, const char *na
 double results_peak_near(const char *results_csv, int threads) {
     /* peak.csv lives next to the results file (results/ by default). */
     char peak_path[4096];
-    sibling_path(peak_path, sizeof peak_path, results_csv, "peak.csv");
+    results_sibling_path(peak_path, sizeof peak_path, results_csv, "peak.csv");
     return results_peak_gflops(peak_path, sb_build_variant(), threads);
 }
 
@@ -117,6 +116,22 @@ static const char profile_header[] =
     "timestamp,git_sha,build,model_name,batch_size,threads,steps,layer,kind,fwd_ms,bwd_ms,"
     "total_ms,fwd_gflops,bwd_gflops,fwd_pct_of_peak,bwd_pct_of_peak";
 
+/* The step's parts, in the order they are printed and written; the CSV wraps the names in
+ * parentheses (they share the layer column) and adds the whole step. */
+enum { PROFILE_PARTS = 5 };
+typedef struct profile_part {
+    const char *name;
+    double ms;
+} profile_part;
+
+static void profile_parts(const train_profile *p, profile_part out[PROFILE_PARTS]) {
+    out[0] = (profile_part){"forward", p->fwd_ms};
+    out[1] = (profile_part){"backward", p->bwd_ms};
+    out[2] = (profile_part){"data wait", p->wait_ms};
+    out[3] = (profile_part){"allreduce", p->reduce_ms};
+    out[4] = (profile_part){"optimizer and other", p->other_ms};
+}
+
 /* GFLOP/s of flops in ms, 0 when either is 0. */
 static double rate(double flops, double ms) { return flops > 0 && ms > 0 ? flops / ms * 1e-6 : 0; }
 
@@ -143,12 +158,10 @@ void results_print_profile(FILE *out, const char *model, const train_profile *p,
             p->step_ms);
     if (peak_gflops > 0) fprintf(out, " (%% of the %.1f GFLOP/s FMA peak in peak.csv)\n", peak_gflops);
     else fprintf(out, " (no peak.csv next to the results CSV: run bench/peak for %% of peak)\n");
-    const struct { const char *name; double ms; } parts[] = {
-        {"forward", p->fwd_ms},      {"backward", p->bwd_ms},  {"data wait", p->wait_ms},
-        {"allreduce", p->reduce_ms}, {"optimizer and other", p->other_ms},
-    };
+    profile_part parts[PROFILE_PARTS];
+    profile_parts(p, parts);
     fprintf(out, "\n  %-22s %10s %6s\n", "step part", "ms/step", "share");
-    for (size_t i = 0; i < SB_ARRAY_LEN(parts); i++)
+    for (int i = 0; i < PROFILE_PARTS; i++)
         fprintf(out, "  %-22s %10.2f %5.1f%%\n", parts[i].name, parts[i].ms,
                 100.0 * parts[i].ms / step);
 
@@ -240,20 +253,20 @@ int results_append_profile(const char *path, const results_run_info *info,
     block[0] = 0;
     sb_csv_line l;
     sb_csv_line_init(&l);
-    const struct { const char *name; double ms; } parts[] = {
-        {"(forward)", p->fwd_ms},      {"(backward)", p->bwd_ms},
-        {"(data wait)", p->wait_ms},   {"(allreduce)", p->reduce_ms},
-        {"(optimizer and other)", p->other_ms}, {"(step)", p->step_ms},
-    };
-    const int rows = p->n_layers + (int)SB_ARRAY_LEN(parts);
+    profile_part parts[PROFILE_PARTS + 1];
+    profile_parts(p, parts);
+    parts[PROFILE_PARTS] = (profile_part){"step", p->step_ms};
+    const int rows = p->n_layers + PROFILE_PARTS + 1;
     for (int r = 0; r < rows; r++) {
         if (r < p->n_layers) {
             const train_profile_layer *y = &p->layers[r];
             profile_row(&l, ts, info, p, y->scope, y->kind, y->fwd_ms, y->bwd_ms,
                         y->fwd_ms + y->bwd_ms, y->fwd_flops, y->bwd_flops, peak_gflops);
         } else {
-            const int k = r - p->n_layers;
-            profile_row(&l, ts, info, p, parts[k].name, "step", -1, -1, parts[k].ms, 0, 0, 0);
+            const profile_part *k = &parts[r - p->n_layers];
+            char name[64];
+            snprintf(name, sizeof name, "(%s)", k->name);
+            profile_row(&l, ts, info, p, name, "step", -1, -1, k->ms, 0, 0, 0);
         }
         const size_t rl = strlen(sb_csv_line_str(&l));
         while (len + rl + 2 > cap) block = sb_xrealloc(block, cap *= 2);

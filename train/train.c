@@ -406,7 +406,7 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
     double prof_fwd = 0, prof_bwd = 0, prof_wait = 0, prof_reduce = 0, prof_step = 0;
     while (t.step < c->max_steps) {
         const bool timed = t.step - first >= c->warmup_steps;
-        if (c->profile && timed && t.step - first == c->warmup_steps) net_profile_start(t.n);
+        if (c->profile && t.step - first == c->warmup_steps) net_profile_start(t.n);
         double t0 = sb_now(), wait_ms = 0, reduce_ms = 0;
         rc = src->next(src->ctx, net_input(t.n), net_labels(t.n), &wait_ms, err);  /* batch */
         if (rc) goto done;

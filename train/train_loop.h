@@ -260,6 +260,10 @@ int results_append_run(const char *path, const results_run_info *info, const tra
 /* The header DESIGN.md fixes (without config columns); static string. */
 const char *results_run_header(void);
 
+/* path's directory + "/" + name into buf (just name when path has no directory): the files
+ * that live next to the results CSV (peak.csv, profile.csv). */
+void results_sibling_path(char *buf, size_t cap, const char *path, const char *name);
+
 /* The peak for this build and thread count from the peak.csv next to results_csv (0: none). */
 double results_peak_near(const char *results_csv, int threads);
 

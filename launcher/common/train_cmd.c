@@ -170,10 +170,7 @@ static int write_profile(const train_flags *tf, const sb_flags *sf, const train_
     const double peak = results_peak_near(sf->results_csv, threads);
     results_print_profile(stdout, tf->model_name, &rep->profile, peak);
     char path[4096];
-    const char *slash = strrchr(sf->results_csv, '/');
-    if (slash) snprintf(path, sizeof path, "%.*s/profile.csv", (int)(slash - sf->results_csv),
-                        sf->results_csv);
-    else snprintf(path, sizeof path, "profile.csv");
+    results_sibling_path(path, sizeof path, sf->results_csv, "profile.csv");
     results_run_info info = {tf->model_name, tf->optimizer, "", tf->batch_size, ri->size,
                              threads, ri->hosts};
     int rc = results_append_profile(path, &info, &rep->profile, peak, err);

@@ -127,10 +127,13 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     SB_ASSERT((p->a_segs != NULL) != (p->a_pack != NULL));
     kn_panel pn[KN_MC / KN_MR];
     const int direct = p->b_direct && m1 - m0 <= KN_DIRECT_B_ROWS;
-    const int chunk = KN_KB / p->kc * p->kc; /* K rows per packed chunk, whole KC blocks */
     for (int jc = n0; jc < n1; jc += KN_NC) {
         const int nc = SB_MIN(KN_NC, n1 - jc);
         const int npanel = (nc + KN_NR - 1) / KN_NR, tail = nc % KN_NR;
+        /* K rows per packed chunk, whole KC blocks: as many as the KB x NC buffer holds at this
+         * block's width, so a narrow B (N = 64: vgg's conv1_2, resnet's 64-channel layers) is
+         * packed whole and each C block is finished in one visit instead of one per 512 rows */
+        const int chunk = SB_MAX(KN_KB * KN_NC / (npanel * KN_NR) / p->kc, 1) * p->kc;
         for (int kb = 0; kb < p->K; kb += chunk) {
             const int kend = SB_MIN(kb + chunk, p->K);
             /* the chunk's KC blocks, each ceil(nc/NR) micro-panels of kc x NR (direct: only

@@ -95,6 +95,10 @@ static void test_sgemm_alpha_beta_nan_pad(void **state) {
     /* N > NC and M large enough that every thread gets several panels */
     bad += check_sgemm(0, 0, 150, 1100, 40, 1.0f, 0.0f, 0, 1);
     bad += check_sgemm(1, 1, 150, 600, 40, 1.0f, 0.5f, 0, 0);
+    /* several packed K chunks: 512 rows at full NC width, more for a narrow last NC block, and
+     * two 4096-row chunks for a single 64-wide panel */
+    bad += check_sgemm(0, 0, 40, 700, 1300, 1.0f, 0.5f, 0, 0);
+    bad += check_sgemm(1, 0, 30, 64, 4500, 1.0f, 0.0f, 0, 0);
     assert_int_equal(bad, 0);
 }
 

@@ -32,6 +32,16 @@ extern const float kn_zeros[KN_KC];
  * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR, j < KN_NR with row
  * stride ldc; beta == 0 never reads C; bias may be NULL. b holds KN_NR floats per k, rows ldb
  * apart: a packed micro-panel (ldb = KN_NR) or B itself. */
+/* The store phase's scalars, which the SIMD micro-kernels park in a volatile local during the k
+ * loop: the AVX-512 tile's 24 accumulators, 4 B vectors and a broadcast take 29 of the 32 zmm
+ * registers (AVX2: 12 + 2 + 1 of 16 ymm), and when GCC keeps alpha and beta in registers too it
+ * runs out and spills a B vector to the stack on every k step (a store and six reloads per k,
+ * seen in the disassembly; 5-20% of the kernels' GFLOP/s on Sapphire Rapids). */
+typedef struct kn_uk_epilogue {
+    float alpha, beta;
+    const float *bias;
+} kn_uk_epilogue;
+
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
                          ptrdiff_t ldc, float alpha, float beta, const float *bias);
 /* a: packed micro-panel, KN_MR floats per k, kc steps. */

@@ -22,8 +22,10 @@ UK_INLINE void uk_prefetch_c(const float *c, ptrdiff_t ldc) {
         for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(c + i * ldc + v, 1, 3);
 }
 
-UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha, float beta,
-                        const float *bias) {
+UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
+                        const volatile kn_uk_epilogue *ep) {
+    const float alpha = ep->alpha, beta = ep->beta;
+    const float *bias = ep->bias;
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++) {
@@ -41,6 +43,7 @@ UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float al
 
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
                          ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+    const volatile kn_uk_epilogue ep = {alpha, beta, bias};
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -69,11 +72,12 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t 
             b += ldb;
         }
     }
-    uk_store(acc, c, ldc, alpha, beta, bias);
+    uk_store(acc, c, ldc, &ep);
 }
 
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
                        ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+    const volatile kn_uk_epilogue ep = {alpha, beta, bias};
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -93,7 +97,7 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
         a += KN_MR;
         b += ldb;
     }
-    uk_store(acc, c, ldc, alpha, beta, bias);
+    uk_store(acc, c, ldc, &ep);
 }
 
 #endif

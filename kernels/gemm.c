@@ -254,8 +254,8 @@ void kn_pack_b_rows(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, i
         float *d = dst + (size_t)k * KN_NR;
         for (int jp = 0; jp < nc; jp += KN_NR, d += panel) {
             const int nr = SB_MIN(KN_NR, nc - jp);
-            memcpy(d, src + jp, sizeof(float) * nr);
-            if (nr < KN_NR) memset(d + nr, 0, sizeof(float) * (KN_NR - nr));
+            kn_copy_floats(d, src + jp, nr);
+            if (nr < KN_NR) kn_zero_floats(d + nr, KN_NR - nr);
         }
     }
 }

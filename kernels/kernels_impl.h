@@ -126,4 +126,36 @@ void kn_split(int n, int ith, int nth, int align, int *lo, int *hi);
 /* Round bytes up to a 64-byte multiple. */
 static inline size_t kn_align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* Copy / zero n floats for the packing routines. Their runs are short (one tap's channels, one
+ * panel row: 3 to 512 floats) and of unknown length, where GCC 12 expands memcpy and memset
+ * into `rep movsq` / `rep stosq`, whose start-up cost exceeded the copy itself (the backward-
+ * filter packing took a third of the pass). So: 64-byte vector pieces (one zmm move, or two to
+ * four narrower ones) and a scalar tail, each loop with an empty asm statement, which emits
+ * nothing but stops GCC from turning the loop back into a memcpy or memset call. */
+typedef float kn_v16f __attribute__((vector_size(64), aligned(4), may_alias));
+
+static inline void kn_copy_floats(float *restrict d, const float *restrict s, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        *(kn_v16f *)(d + i) = *(const kn_v16f *)(s + i);
+        __asm__("");
+    }
+    for (; i < n; i++) {
+        d[i] = s[i];
+        __asm__("");
+    }
+}
+
+static inline void kn_zero_floats(float *d, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        *(kn_v16f *)(d + i) = (kn_v16f){0};
+        __asm__("");
+    }
+    for (; i < n; i++) {
+        d[i] = 0.0f;
+        __asm__("");
+    }
+}
+
 #endif /* KERNELS_IMPL_H */

@@ -336,6 +336,34 @@ static void test_relu(void **state) {
     refs_free(&s);
 }
 
+/* add_backward's four copy/accumulate combinations, a skipped input, and a size that is split
+ * over threads and off any vector width. */
+static void test_add_backward_modes(void **state) {
+    (void)state;
+    const size_t n = 70001;
+    float *dy = fbuf(n), *da = fbuf(n), *db = fbuf(n), *a0 = fbuf(n), *b0 = fbuf(n);
+    fill_uniform(dy, n, 4);
+    fill_uniform(a0, n, 5);
+    fill_uniform(b0, n, 6);
+    for (int mode = 0; mode < 4; mode++) {
+        const int acc_a = mode & 1, acc_b = mode >> 1;
+        memcpy(da, a0, n * sizeof(float));
+        memcpy(db, b0, n * sizeof(float));
+        add_backward(da, acc_a, db, acc_b, dy, n);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(da[i] == (acc_a ? a0[i] + dy[i] : dy[i]));
+            assert_true(db[i] == (acc_b ? b0[i] + dy[i] : dy[i]));
+        }
+    }
+    memcpy(db, b0, n * sizeof(float));
+    add_backward(NULL, 0, db, 1, dy, n); /* a needs no gradient */
+    for (size_t i = 0; i < n; i++) assert_true(db[i] == b0[i] + dy[i]);
+    memcpy(da, a0, n * sizeof(float));
+    add_backward(da, 0, da, 1, dy, n); /* x + x: 2 dy */
+    for (size_t i = 0; i < n; i++) assert_true(da[i] == dy[i] + dy[i]);
+    free(dy), free(da), free(db), free(a0), free(b0);
+}
+
 static void test_add_and_bias(void **state) {
     (void)state;
     const size_t M = 301, C = 37, n = M * C; /* sizes off any vector width */
@@ -598,6 +626,7 @@ int main(void) {
         cmocka_unit_test(test_global_avgpool),
         cmocka_unit_test(test_relu),
         cmocka_unit_test(test_add_and_bias),
+        cmocka_unit_test(test_add_backward_modes),
         cmocka_unit_test(test_xent_cases),
         cmocka_unit_test(test_dropout_keep_rate_and_mask),
         cmocka_unit_test(test_concat_round_trip),

@@ -248,16 +248,21 @@ void net_backward(net *n) {
                 grad_end(n, x, acc);
             }
             break;
-        case NET_LAYER_ADD:
-            /* the shortcut and the residual both receive dy: copy the first time, else add */
+        case NET_LAYER_ADD: {
+            /* the shortcut and the residual both receive dy: copied the first time, else added
+             * (in order, so x + x gets 2 dy) */
+            float *d[2] = {NULL, NULL};
+            int accum[2] = {0, 0};
             for (int k = 0; k < 2; k++) {
                 const net_tensor *t = &n->tensors[l->in[k]];
                 if (t->producer < 0) continue;
-                if (n->grad_written[t->storage]) add_accumulate(grad(n, l->in[k]), dy, count(n, y));
-                else memcpy(grad(n, l->in[k]), dy, count(n, y) * sizeof(float));
+                d[k] = grad(n, l->in[k]);
+                accum[k] = n->grad_written[t->storage];
                 n->grad_written[t->storage] = 1;
             }
+            add_backward(d[0], accum[0], d[1], accum[1], dy, count(n, y));
             break;
+        }
         case NET_LAYER_CONCAT: {
             float *dxs[NET_MAX_IN];
             for (int k = 0; k < l->n_in; k++) {

@@ -30,6 +30,7 @@
 typedef struct bn_shared {
     double t1[BN_W], t2[BN_W];          /* reduction totals */
     float k1[BN_W], k2[BN_W], k3[BN_W]; /* per-channel coefficients of the current sweep */
+    float r1[BN_W], r3[BN_W];           /* fused ReLU's backward: the forward's scale, beta */
 } bn_shared;
 
 /* This thread's [lo, hi) of M rows for the elementwise passes. */
@@ -40,13 +41,22 @@ static void bn_range(size_t M, size_t *lo, size_t *hi) {
     *hi = SB_MIN(*lo + per, M);
 }
 
+/* The gradient reaching the batch norm's output through a fused ReLU: dy where the forward's
+ * output (x - mean) * scale + beta, recomputed with the forward's own float operations, was
+ * positive (ISO C mode keeps GCC from contracting either into an FMA, so they agree). */
+static inline float bn_relu_dy(float dy, float x, float mean, float scale, float beta) {
+    const float y = (x - mean) * scale + beta;
+    return y > 0.0f ? dy : 0.0f;
+}
+
 /* Inside the parallel region, for channels [c0, c0 + w), with d = a - shift:
  *   b == NULL:  t1 = sum d,   t2 = sum d^2       (forward: a = x, shift = x's first row)
- *   b != NULL:  t1 = sum b,   t2 = sum b * d     (backward: a = x, b = dy, shift = mean)
+ *   b != NULL:  t1 = sum b,   t2 = sum b * d     (backward: a = x, b = dy, shift = mean;
+ *               relu: b masked by bn_relu_dy with S->r1, S->r3)
  * Each thread sums its contiguous share of rows; the shares are added in thread order. Ends
  * with a barrier. */
 static void bn_sums(bn_shared *S, const float *a, const float *b, const float *shift, size_t M,
-                    int C, int c0, int w) {
+                    int C, int c0, int w, int relu) {
 #pragma omp for schedule(static)
     for (int j = 0; j < w; j++) S->t1[j] = S->t2[j] = 0.0;
     const int nth = omp_get_num_threads();
@@ -54,14 +64,25 @@ static void bn_sums(bn_shared *S, const float *a, const float *b, const float *s
     for (int t = 0; t < nth; t++) {
         const size_t r0 = M * (size_t)t / (size_t)nth, r1 = M * (size_t)(t + 1) / (size_t)nth;
         double acc1[BN_W], acc2[BN_W];
-        float sh[BN_W];
+        float sh[BN_W], rs1[BN_W], rs3[BN_W]; /* shift; fused ReLU's scale and beta */
         for (int j = 0; j < w; j++) {
             acc1[j] = acc2[j] = 0.0;
             sh[j] = shift[c0 + j];
+            rs1[j] = relu ? S->r1[j] : 0.0f;
+            rs3[j] = relu ? S->r3[j] : 0.0f;
         }
         for (size_t r = r0; r < r1; r++) {
             const float *ar = a + r * (size_t)C + c0;
-            if (b) {
+            if (b && relu) {
+                const float *br = b + r * (size_t)C + c0;
+                float g[BN_W]; /* masked first: GCC vectorizes neither a select feeding a
+                                  float-to-double conversion nor the loop holding both */
+                for (int j = 0; j < w; j++) g[j] = bn_relu_dy(br[j], ar[j], sh[j], rs1[j], rs3[j]);
+                for (int j = 0; j < w; j++) {
+                    acc1[j] += g[j];
+                    acc2[j] += (double)g[j] * (ar[j] - sh[j]);
+                }
+            } else if (b) {
                 const float *br = b + r * (size_t)C + c0;
                 for (int j = 0; j < w; j++) {
                     acc1[j] += br[j];
@@ -83,6 +104,23 @@ static void bn_sums(bn_shared *S, const float *a, const float *b, const float *s
     }
 }
 
+/* Rows [lo, hi), channels [c0, c0 + w): y = (x - k2) * k1 + k3, then max(y, 0) with relu
+ * (relu_forward's expression, so the two agree bit for bit). */
+static void bn_apply(float *y, const float *x, const bn_shared *S, size_t lo, size_t hi, int C,
+                     int c0, int w, int relu) {
+    for (size_t r = lo; r < hi; r++) {
+        const float *xr = x + r * (size_t)C + c0;
+        float *yr = y + r * (size_t)C + c0;
+        if (relu)
+            for (int j = 0; j < w; j++) {
+                const float v = (xr[j] - S->k2[j]) * S->k1[j] + S->k3[j];
+                yr[j] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int j = 0; j < w; j++) yr[j] = (xr[j] - S->k2[j]) * S->k1[j] + S->k3[j];
+    }
+}
+
 /* y, x: (M, C), y may alias x. mean, rstd: (C) out. moving_mean, moving_var: (C) in/out or NULL.
  * gamma, beta: (C) or NULL. */
 void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, float *moving_var,
@@ -96,7 +134,7 @@ void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, fl
         for (int c0 = 0; c0 < C; c0 += BN_W) {
             const int w = SB_MIN(BN_W, C - c0);
             /* pass 1: sums around the first row (read before pass 2 may overwrite it in place) */
-            bn_sums(&S, x, NULL, x, M, C, c0, w);
+            bn_sums(&S, x, NULL, x, M, C, c0, w, 0);
 #pragma omp for schedule(static)
             for (int j = 0; j < w; j++) {
                 const int c = c0 + j;
@@ -120,14 +158,10 @@ void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, fl
                 S.k2[j] = (float)mu;
                 S.k3[j] = beta ? beta[c] : 0.0f;
             }
-            /* pass 2: normalize */
+            /* pass 2: normalize (and the fused ReLU) */
             size_t lo, hi;
             bn_range(M, &lo, &hi);
-            for (size_t r = lo; r < hi; r++) {
-                const float *xr = x + r * (size_t)C + c0;
-                float *yr = y + r * (size_t)C + c0;
-                for (int j = 0; j < w; j++) yr[j] = (xr[j] - S.k2[j]) * S.k1[j] + S.k3[j];
-            }
+            bn_apply(y, x, &S, lo, hi, C, c0, w, p->relu);
 #pragma omp barrier
         }
     }
@@ -153,11 +187,7 @@ void bn_forward_infer(float *y, const float *x, const float *gamma, const float 
                 S.k2[j] = moving_mean[c];
                 S.k3[j] = beta ? beta[c] : 0.0f;
             }
-            for (size_t r = lo; r < hi; r++) {
-                const float *xr = x + r * (size_t)C + c0;
-                float *yr = y + r * (size_t)C + c0;
-                for (int j = 0; j < w; j++) yr[j] = (xr[j] - S.k2[j]) * S.k1[j] + S.k3[j];
-            }
+            bn_apply(y, x, &S, lo, hi, C, c0, w, p->relu);
 #pragma omp barrier
         }
     }
@@ -168,16 +198,24 @@ void bn_forward_infer(float *y, const float *x, const float *gamma, const float 
  * With xhat = (x - mean) * rstd: dbeta = sum dy, dgamma = sum dy * xhat,
  * dx = gamma * rstd * (dy - dbeta/M - xhat * dgamma/M). */
 void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                 const float *mean, const float *rstd, const float *gamma, const bn_param *p) {
+                 const float *mean, const float *rstd, const float *gamma, const float *beta,
+                 const bn_param *p) {
     const size_t M = (size_t)p->M;
-    const int C = p->C;
+    const int C = p->C, relu = p->relu;
     bn_shared S;
     float mu[BN_W];
 #pragma omp parallel if (M * C >= BN_PAR_MIN)
     {
         for (int c0 = 0; c0 < C; c0 += BN_W) {
             const int w = SB_MIN(BN_W, C - c0);
-            bn_sums(&S, x, dy, mean, M, C, c0, w);
+            if (relu) {
+#pragma omp for schedule(static)
+                for (int j = 0; j < w; j++) { /* the forward's k1 and k3, in float as there */
+                    S.r1[j] = (gamma ? gamma[c0 + j] : 1.0f) * rstd[c0 + j];
+                    S.r3[j] = beta ? beta[c0 + j] : 0.0f;
+                }
+            }
+            bn_sums(&S, x, dy, mean, M, C, c0, w, relu);
 #pragma omp for schedule(static)
             for (int j = 0; j < w; j++) {
                 const int c = c0 + j;
@@ -197,8 +235,14 @@ void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const 
                 const float *xr = x + r * (size_t)C + c0;
                 const float *dyr = dy + r * (size_t)C + c0;
                 float *dxr = dx + r * (size_t)C + c0;
-                for (int j = 0; j < w; j++)
-                    dxr[j] = S.k1[j] * (dyr[j] - S.k2[j] - (xr[j] - mu[j]) * S.k3[j]);
+                if (relu)
+                    for (int j = 0; j < w; j++) {
+                        const float g = bn_relu_dy(dyr[j], xr[j], mu[j], S.r1[j], S.r3[j]);
+                        dxr[j] = S.k1[j] * (g - S.k2[j] - (xr[j] - mu[j]) * S.k3[j]);
+                    }
+                else
+                    for (int j = 0; j < w; j++)
+                        dxr[j] = S.k1[j] * (dyr[j] - S.k2[j] - (xr[j] - mu[j]) * S.k3[j]);
             }
 #pragma omp barrier
         }

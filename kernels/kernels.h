@@ -113,6 +113,10 @@ typedef struct bn_param {
     int M, C;
     float eps;    /* slim: 0.001 (resnet, inception), 1e-5 ... from the arg scope */
     float decay;  /* moving-average decay: moving = decay*moving + (1-decay)*batch */
+    int relu;     /* 1: the forward passes output max(y, 0) (a ReLU fused in, saving its read
+                     and write of the tensor) and bn_backward takes dy as the ReLU output's
+                     gradient, masking it where that output was 0 (recomputed from x: needs
+                     beta) */
 } bn_param;
 
 /* Training mode: batch statistics. mean, rstd: (C) saved for backward (rstd = 1/sqrt(var+eps),
@@ -126,9 +130,11 @@ void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, fl
 void bn_forward_infer(float *y, const float *x, const float *gamma, const float *beta,
                       const float *moving_mean, const float *moving_var, const bn_param *p);
 /* dx: (M, C) overwritten (may alias dy). dgamma, dbeta: (C) += or NULL. x is the forward input
- * (not normalized); mean/rstd from bn_forward_train. */
+ * (not normalized); mean/rstd from bn_forward_train; gamma, beta as given to it (beta is read
+ * only with p->relu). */
 void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                 const float *mean, const float *rstd, const float *gamma, const bn_param *p);
+                 const float *mean, const float *rstd, const float *gamma, const float *beta,
+                 const bn_param *p);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Elementwise.                                                                                */

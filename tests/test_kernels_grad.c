@@ -287,7 +287,7 @@ static void test_bn_fd(void **state) {
     bn_forward_train(y, mean, rstd, NULL, NULL, x, g, b, &p);
     bn_loss(&c);
     check_close_d("bn y vs double", y, c.y, n);
-    bn_backward(dx, dg, db, r, x, mean, rstd, g, &p);
+    bn_backward(dx, dg, db, r, x, mean, rstd, g, b, &p);
     fd_check("bn dx vs fd", dx, c.x, n, H_SMOOTH, bn_loss, &c);
     fd_check("bn dgamma vs fd", dg, c.gamma, 3, H_SMOOTH, bn_loss, &c);
     fd_check("bn dbeta vs fd", db, c.beta, 3, H_SMOOTH, bn_loss, &c);

@@ -110,7 +110,7 @@ static void run_bn_case(const char *cs) {
     float *dx = fbuf(n), *dg = fbuf(C), *db = fbuf(C);
     for (size_t i = 0; i < n; i++) dx[i] = NAN;
     for (size_t c = 0; c < C; c++) dg[c] = db[c] = 1.0f;
-    bn_backward(dx, dg, db, dy, x, mean, rstd, gamma, &p);
+    bn_backward(dx, dg, db, dy, x, mean, rstd, gamma, beta, &p);
     for (size_t c = 0; c < C; c++) dg[c] -= 1.0f, db[c] -= 1.0f;
     check_close("bn dx", dx, REF_F(&s, cs, "dx", n), n);
     /* -1 after += onto 1: cancellation costs up to 1 ulp of 1 (6e-8) absolute; inside atol */
@@ -120,7 +120,7 @@ static void run_bn_case(const char *cs) {
     /* dx aliasing dy */
     float *dd = fbuf(n);
     memcpy(dd, dy, n * sizeof(float));
-    bn_backward(dd, NULL, NULL, dd, x, mean, rstd, gamma, &p);
+    bn_backward(dd, NULL, NULL, dd, x, mean, rstd, gamma, beta, &p);
     assert_memory_equal(dd, dx, n * sizeof(float));
 
     bn_forward_infer(y, x, gamma, beta, REF_F(&s, cs, "rm0", C), REF_F(&s, cs, "rv0", C), &p);
@@ -188,10 +188,50 @@ static void test_bn_null_gamma_beta(void **state) {
     bn_forward_train(y0, m, r, NULL, NULL, x, ones, zeros, &p);
     bn_forward_train(y1, m, r, NULL, NULL, x, NULL, NULL, &p);
     assert_memory_equal(y0, y1, n * sizeof(float));
-    bn_backward(dx0, NULL, NULL, x, x, m, r, ones, &p);
-    bn_backward(dx1, NULL, NULL, x, x, m, r, NULL, &p);
+    bn_backward(dx0, NULL, NULL, x, x, m, r, ones, zeros, &p);
+    bn_backward(dx1, NULL, NULL, x, x, m, r, NULL, NULL, &p);
     assert_memory_equal(dx0, dx1, n * sizeof(float));
     free(x), free(y0), free(y1), free(ones), free(zeros), free(m), free(r), free(dx0), free(dx1);
+}
+
+/* The ReLU fused into batch norm (p.relu) gives exactly what batch norm followed by relu_forward
+ * gives, and its backward exactly relu_backward then bn_backward, in training and inference, on
+ * rows split over threads, more channels than one sweep, and betas of both signs. */
+static void test_bn_relu_fused(void **state) {
+    (void)state;
+    const int M = 301, C = 1030;
+    const size_t n = (size_t)M * C;
+    bn_param p = {.M = M, .C = C, .eps = 1e-3f, .decay = 0.9f};
+    float *x = fbuf(n), *dy = fbuf(n), *y0 = fbuf(n), *y1 = fbuf(n), *g0 = fbuf(n);
+    float *dx0 = fbuf(n), *dx1 = fbuf(n), *gamma = fbuf(C), *beta = fbuf(C);
+    float *m0 = fbuf(C), *r0 = fbuf(C), *m1 = fbuf(C), *r1 = fbuf(C);
+    float *dg0 = fbuf(C), *db0 = fbuf(C), *dg1 = fbuf(C), *db1 = fbuf(C);
+    fill_uniform(x, n, 21);
+    fill_uniform(dy, n, 22);
+    fill_uniform(gamma, C, 23);
+    fill_uniform(beta, C, 24);
+    bn_forward_train(y0, m0, r0, NULL, NULL, x, gamma, beta, &p);
+    relu_forward(y0, y0, n);
+    relu_backward(g0, dy, y0, n);
+    bn_backward(dx0, dg0, db0, g0, x, m0, r0, gamma, beta, &p);
+    p.relu = 1;
+    bn_forward_train(y1, m1, r1, NULL, NULL, x, gamma, beta, &p);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) zeros += y1[i] == 0.0f;
+    assert_true(zeros > n / 4 && zeros < 3 * n / 4); /* the mask matters */
+    assert_memory_equal(y0, y1, n * sizeof(float));
+    bn_backward(dx1, dg1, db1, dy, x, m1, r1, gamma, beta, &p);
+    assert_memory_equal(dx0, dx1, n * sizeof(float));
+    assert_memory_equal(dg0, dg1, C * sizeof(float));
+    assert_memory_equal(db0, db1, C * sizeof(float));
+    p.relu = 0;
+    bn_forward_infer(y0, x, gamma, beta, m0, r0, &p);
+    relu_forward(y0, y0, n);
+    p.relu = 1;
+    bn_forward_infer(y1, x, gamma, beta, m0, r0, &p);
+    assert_memory_equal(y0, y1, n * sizeof(float));
+    free(x), free(dy), free(y0), free(y1), free(g0), free(dx0), free(dx1), free(gamma), free(beta);
+    free(m0), free(r0), free(m1), free(r1), free(dg0), free(db0), free(dg1), free(db1);
 }
 
 /* More channels than one sweep of the channel-wise reductions (BN_W, BIAS_W, GAP_W = 1024), on
@@ -236,7 +276,7 @@ static void test_wide_channels(void **state) {
     }
     bn_forward_train(y, mean, rstd, NULL, NULL, x, g, b, &p);
     check_close("wide bn y", y, wy, n);
-    bn_backward(dx, dg, db, dy, x, mean, rstd, g, &p);
+    bn_backward(dx, dg, db, dy, x, mean, rstd, g, b, &p);
     check_close("wide bn dx", dx, wdx, n);
     check_close("wide bn dgamma", dg, wdg, C);
     check_close("wide bn dbeta", db, wdb, C);
@@ -525,7 +565,7 @@ static void run_all_ops(op_outputs *o, const float *x, const float *dy, const in
     o->bn_y = fbuf(n), o->bn_mean = fbuf(TC), o->bn_rstd = fbuf(TC), o->bn_mm = fbuf(TC);
     o->bn_mv = fbuf(TC), o->bn_dx = fbuf(n), o->bn_dg = fbuf(TC), o->bn_db = fbuf(TC);
     bn_forward_train(o->bn_y, o->bn_mean, o->bn_rstd, o->bn_mm, o->bn_mv, x, x + 5, x + 7, &p);
-    bn_backward(o->bn_dx, o->bn_dg, o->bn_db, dy, x, o->bn_mean, o->bn_rstd, x + 5, &p);
+    bn_backward(o->bn_dx, o->bn_dg, o->bn_db, dy, x, o->bn_mean, o->bn_rstd, x + 5, x + 7, &p);
 
     pool_shape ps;
     assert_int_equal(pool_shape_init(&ps, TN, TH, TW, TPC, 3, 3, 2, 2, KN_PADDING_SAME), 0);
@@ -620,6 +660,7 @@ int main(void) {
         cmocka_unit_test(test_bn_tail_offset_mean),
         cmocka_unit_test(test_bn_large_mean),
         cmocka_unit_test(test_bn_null_gamma_beta),
+        cmocka_unit_test(test_bn_relu_fused),
         cmocka_unit_test(test_wide_channels),
         cmocka_unit_test(test_pool_cases),
         cmocka_unit_test(test_maxpool_negative_inputs_ignore_padding),

@@ -69,7 +69,7 @@ float net_forward(net *n, net_mode mode, uint64_t seed) {
                                  param(n, l->mm), param(n, l->mv), &l->p.bn);
             break;
         case NET_LAYER_RELU:
-            relu_forward(act(n, y), act(n, x), count(n, x));
+            if (!l->fused) relu_forward(act(n, y), act(n, x), count(n, x));
             break;
         case NET_LAYER_MAXPOOL:
             maxpool_forward(act(n, y), (int32_t *)(n->acts + l->saved0), act(n, x), &l->p.pool);
@@ -206,11 +206,13 @@ void net_backward(net *n) {
             SB_ASSERT(dx);
             bn_backward(dx, pgrad(n, l->w), pgrad(n, l->b), dy, act(n, x),
                         (const float *)(n->acts + l->saved0), (const float *)(n->acts + l->saved1),
-                        param(n, l->w), &l->p.bn);
+                        param(n, l->w), param(n, l->b), &l->p.bn);
             grad_end(n, x, acc);
             break;
         case NET_LAYER_RELU:
-            if (in_place(n, l)) {
+            if (l->fused) {
+                /* the batch norm's backward masks dy (same buffer, in place) */
+            } else if (in_place(n, l)) {
                 relu_backward(grad(n, y), dy, act(n, y), count(n, y));
             } else if ((dx = grad_begin(n, x, &acc)) != NULL) {
                 relu_backward(dx, dy, act(n, y), count(n, y));
@@ -311,7 +313,11 @@ void net_profile_start(net *n) {
          * the input is the images (grad_begin gives no buffer for them) */
         const int has_dx = n->tensors[l->in[0]].producer >= 0;
         const int gemm = l->kind == NET_LAYER_CONV || l->kind == NET_LAYER_FC;
-        n->prof[i] = (net_layer_profile){.scope = l->name, .kind = net_layer_kind_name(l->kind),
+        /* a batch norm that applies the next ReLU is timed with it; the ReLU shows 0 ms */
+        const char *kind = l->kind == NET_LAYER_BN && l->p.bn.relu ? "batch_norm+relu"
+                           : l->kind == NET_LAYER_RELU && l->fused  ? "relu (fused)"
+                                                                    : net_layer_kind_name(l->kind);
+        n->prof[i] = (net_layer_profile){.scope = l->name, .kind = kind,
                                          .fwd_flops = l->flops,
                                          .bwd_flops = gemm ? l->flops * (1 + has_dx) : 0.0};
     }

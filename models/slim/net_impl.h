@@ -56,6 +56,7 @@ typedef struct net_layer {
     size_t saved0, saved1;/* byte offsets into the acts arena of what backward needs:
                              BN mean/rstd, maxpool argmax, dropout mask, LRN scale, xent probs */
     double flops;         /* forward FLOPs for the whole batch */
+    int fused;            /* a ReLU the batch norm before it applies (bn_param.relu): skipped */
     union {
         conv2d_shape conv;
         bn_param bn;

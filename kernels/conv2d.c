@@ -53,12 +53,18 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
     int ih0[KN_MR], iw0[KN_MR];
     const float *img[KN_MR];
     int inner = 1; /* every row's KW window lies inside the image horizontally */
+    /* the first row's (image, oh, ow) by division, the next ones by stepping (this runs once
+     * per micro-panel and K block: the divisions were a few percent of a 64-channel layer) */
+    int n = i0 / OHW, oh = (i0 - n * OHW) / s->OW, ow = i0 - n * OHW - oh * s->OW;
     for (int r = 0; r < mr; r++) {
-        const int m = i0 + r, n = m / OHW, rem = m - n * OHW, oh = rem / s->OW;
         ih0[r] = oh * s->SH - s->PT;
-        iw0[r] = (rem - oh * s->OW) * s->SW - s->PL;
+        iw0[r] = ow * s->SW - s->PL;
         img[r] = c->x + (ptrdiff_t)n * s->IH * s->IW * IC;
         if (iw0[r] < 0 || iw0[r] + KW > s->IW) inner = 0;
+        if (++ow == s->OW) {
+            ow = 0;
+            if (++oh == s->OH) oh = 0, n++;
+        }
     }
     const int merge_ok = inner && KW > 1 && IC < 64;
     int ns = 0;
@@ -146,18 +152,24 @@ static int bwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
     const cv_ctx *c = ctx;
     const conv2d_shape *s = c->s;
     const int OC = s->OC, GHW = c->GH * c->GW;
-    int ih[KN_MR], iw[KN_MR];
+    /* per row: the dy pixel that tap (kh0, kw0) reads, (oh0, ow0); tap (kh0 + a*SH, kw0 + b*SW)
+     * then reads (oh0 - a, ow0 - b). Exact divisions: kh0 = (ph + PT) % SH. The first row by
+     * division, the next ones by stepping through the phase grid. */
+    int oh0[KN_MR], ow0[KN_MR];
     const float *img[KN_MR];
+    int n = i0 / GHW, yq = (i0 - n * GHW) / c->GW, xq = i0 - n * GHW - yq * c->GW;
     for (int r = 0; r < mr; r++) {
-        const int m = i0 + r, n = m / GHW, rem = m - n * GHW, yq = rem / c->GW;
-        ih[r] = c->ph + yq * s->SH + s->PT;
-        iw[r] = c->pw + (rem - yq * c->GW) * s->SW + s->PL;
+        oh0[r] = (c->ph + yq * s->SH + s->PT - c->kh0) / s->SH;
+        ow0[r] = (c->pw + xq * s->SW + s->PL - c->kw0) / s->SW;
         img[r] = c->dy + (ptrdiff_t)n * s->OH * s->OW * OC;
+        if (++xq == c->GW) {
+            xq = 0;
+            if (++yq == c->GH) yq = 0, n++;
+        }
     }
     int ns = 0;
     for (int k = k0, kend = k0 + kc; k < kend;) {
-        const int t = k / OC, oc = k - t * OC, a = t / c->nkw;
-        const int kh = c->kh0 + a * s->SH, kw = c->kw0 + (t - a * c->nkw) * s->SW;
+        const int t = k / OC, oc = k - t * OC, a = t / c->nkw, b = t - a * c->nkw;
         const int len = SB_MIN(OC - oc, kend - k);
         kn_seg *g = &segs[ns++];
         g->len = len;
@@ -165,8 +177,7 @@ static int bwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         for (int r = 0; r < KN_MR; r++) {
             const float *p = kn_zeros;
             if (r < mr) {
-                /* exact divisions: kh was chosen so that SH divides ih + PT - kh */
-                const int oh = (ih[r] - kh) / s->SH, ow = (iw[r] - kw) / s->SW;
+                const int oh = oh0[r] - a, ow = ow0[r] - b;
                 if (oh >= 0 && oh < s->OH && ow >= 0 && ow < s->OW)
                     p = img[r] + ((ptrdiff_t)oh * s->OW + ow) * OC + oc;
             }

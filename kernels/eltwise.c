@@ -59,20 +59,42 @@ void add_accumulate(float *dst, const float *src, size_t n) {
     }
 }
 
-/* One pass, both threads: the residual add's gradient goes to two tensors of up to 100 MB each
- * (resnet's block1 at batch 32), which a memcpy per input did on one core, reading dy twice. */
-void add_backward(float *da, int acc_a, float *db, int acc_b, const float *dy, size_t n) {
+void add_relu_forward(float *y, const float *a, const float *b, size_t n) {
 #pragma omp parallel if (n >= ELT_PAR_MIN)
     {
         size_t lo, hi;
         elt_range(n, 16, &lo, &hi);
-        if (da && db && !acc_a && !acc_b)
-            for (size_t i = lo; i < hi; i++) da[i] = db[i] = dy[i];
-        else {
-            if (da && acc_a) for (size_t i = lo; i < hi; i++) da[i] += dy[i];
-            else if (da) memcpy(da + lo, dy + lo, (hi - lo) * sizeof(float));
-            if (db && acc_b) for (size_t i = lo; i < hi; i++) db[i] += dy[i];
-            else if (db) memcpy(db + lo, dy + lo, (hi - lo) * sizeof(float));
+        for (size_t i = lo; i < hi; i++) {
+            const float v = a[i] + b[i];
+            y[i] = v > 0.0f ? v : 0.0f; /* relu_forward's expression */
+        }
+    }
+}
+
+/* One pass, both threads: the residual add's gradient goes to two tensors of up to 100 MB each
+ * (resnet's block1 at batch 32), which a memcpy per input did on one core, reading dy twice.
+ * With relu_y, dy is masked in blocks of ADD_BLK on the stack first (GCC vectorizes the mask
+ * and the copies as separate loops). */
+#define ADD_BLK 1024
+void add_backward(float *da, int acc_a, float *db, int acc_b, const float *dy,
+                  const float *relu_y, size_t n) {
+#pragma omp parallel if (n >= ELT_PAR_MIN)
+    {
+        size_t lo, hi;
+        elt_range(n, 16, &lo, &hi);
+        float g[ADD_BLK];
+        for (size_t i0 = lo; i0 < hi; i0 += ADD_BLK) {
+            const size_t m = SB_MIN((size_t)ADD_BLK, hi - i0);
+            const float *d = dy + i0;
+            if (relu_y) {
+                for (size_t i = 0; i < m; i++) g[i] = relu_y[i0 + i] > 0.0f ? d[i] : 0.0f;
+                d = g;
+            }
+            float *pa = da ? da + i0 : NULL, *pb = db ? db + i0 : NULL;
+            if (pa && acc_a) for (size_t i = 0; i < m; i++) pa[i] += d[i];
+            else if (pa) memcpy(pa, d, m * sizeof(float));
+            if (pb && acc_b) for (size_t i = 0; i < m; i++) pb[i] += d[i];
+            else if (pb) memcpy(pb, d, m * sizeof(float));
         }
     }
 }

@@ -145,11 +145,15 @@ void relu_forward(float *y, const float *x, size_t n);
 void relu_backward(float *dx, const float *dy, const float *y, size_t n);
 /* y = a + b (residual add); y may alias a or b. */
 void add_forward(float *y, const float *a, const float *b, size_t n);
+/* y = max(a + b, 0): the add with the ReLU after it (resnet v1's unit output); y may alias. */
+void add_relu_forward(float *y, const float *a, const float *b, size_t n);
 /* dst += src (the backward of a residual add accumulates into the shortcut's gradient). */
 void add_accumulate(float *dst, const float *src, size_t n);
 /* The backward of y = a + b in one pass over dy: da = dy, or da += dy when acc_a (likewise b);
- * a NULL da or db is skipped. */
-void add_backward(float *da, int acc_a, float *db, int acc_b, const float *dy, size_t n);
+ * a NULL da or db is skipped. relu_y: the output of add_relu_forward, whose zeros mask dy (as
+ * relu_backward would), or NULL for a plain add. */
+void add_backward(float *da, int acc_a, float *db, int acc_b, const float *dy,
+                  const float *relu_y, size_t n);
 /* y(M, C) += b(C), broadcasting the bias over rows. */
 void bias_add_forward(float *y, const float *b, size_t M, int C);
 /* db(C) += sum over rows of dy(M, C). */

@@ -376,8 +376,8 @@ static void test_relu(void **state) {
     refs_free(&s);
 }
 
-/* add_backward's four copy/accumulate combinations, a skipped input, and a size that is split
- * over threads and off any vector width. */
+/* add_backward's four copy/accumulate combinations, a skipped input, x + x, the fused ReLU, on
+ * a size that is split over threads and off any vector width. */
 static void test_add_backward_modes(void **state) {
     (void)state;
     const size_t n = 70001;
@@ -389,18 +389,37 @@ static void test_add_backward_modes(void **state) {
         const int acc_a = mode & 1, acc_b = mode >> 1;
         memcpy(da, a0, n * sizeof(float));
         memcpy(db, b0, n * sizeof(float));
-        add_backward(da, acc_a, db, acc_b, dy, n);
+        add_backward(da, acc_a, db, acc_b, dy, NULL, n);
         for (size_t i = 0; i < n; i++) {
             assert_true(da[i] == (acc_a ? a0[i] + dy[i] : dy[i]));
             assert_true(db[i] == (acc_b ? b0[i] + dy[i] : dy[i]));
         }
     }
     memcpy(db, b0, n * sizeof(float));
-    add_backward(NULL, 0, db, 1, dy, n); /* a needs no gradient */
+    add_backward(NULL, 0, db, 1, dy, NULL, n); /* a needs no gradient */
     for (size_t i = 0; i < n; i++) assert_true(db[i] == b0[i] + dy[i]);
     memcpy(da, a0, n * sizeof(float));
-    add_backward(da, 0, da, 1, dy, n); /* x + x: 2 dy */
+    add_backward(da, 0, da, 1, dy, NULL, n); /* x + x: 2 dy */
     for (size_t i = 0; i < n; i++) assert_true(da[i] == dy[i] + dy[i]);
+    /* with the ReLU: add_relu_forward = add then relu_forward, and the backward = relu_backward
+     * then the plain add's backward, bit for bit */
+    float *y0 = fbuf(n), *y1 = fbuf(n), *g = fbuf(n), *w0 = fbuf(n), *w1 = fbuf(n);
+    add_forward(y0, a0, b0, n);
+    relu_forward(y0, y0, n);
+    add_relu_forward(y1, a0, b0, n);
+    assert_memory_equal(y0, y1, n * sizeof(float));
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) zeros += y1[i] == 0.0f;
+    assert_true(zeros > n / 4 && zeros < 3 * n / 4);
+    relu_backward(g, dy, y0, n);
+    memcpy(w0, b0, n * sizeof(float));
+    add_backward(da, 0, w0, 1, g, NULL, n);
+    memcpy(db, da, n * sizeof(float));
+    memcpy(w1, b0, n * sizeof(float));
+    add_backward(da, 0, w1, 1, dy, y1, n);
+    assert_memory_equal(db, da, n * sizeof(float));
+    assert_memory_equal(w0, w1, n * sizeof(float));
+    free(y0), free(y1), free(g), free(w0), free(w1);
     free(dy), free(da), free(db), free(a0), free(b0);
 }
 

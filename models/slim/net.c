@@ -478,16 +478,17 @@ void net_plan(net *n) {
             SB_ASSERTF(in->n_consumers == 1, "flatten %s: input has other uses", l->name);
         if (in->n_consumers == 1 && in->producer >= 0) n->tensors[l->out].storage = in->storage;
     }
-    /* an in-place ReLU right on a batch norm's output is done by the batch norm, in the same
-     * pass over the tensor (resnet: two of every bottleneck's three; inception: every conv) */
+    /* an in-place ReLU right on a batch norm's or an add's output is done by that layer, in
+     * the same pass over the tensor (resnet v1: every ReLU; inception: every conv's) */
     for (int i = 0; i < n->n_layers; i++) {
         net_layer *l = &n->layers[i];
         if (l->kind != NET_LAYER_RELU) continue;
         const net_tensor *in = &n->tensors[l->in[0]];
         if (in->producer < 0 || n->tensors[l->out].storage != in->storage) continue;
-        net_layer *bn = &n->layers[in->producer];
-        if (bn->kind != NET_LAYER_BN) continue;
-        bn->p.bn.relu = 1;
+        net_layer *prev = &n->layers[in->producer];
+        if (prev->kind != NET_LAYER_BN && prev->kind != NET_LAYER_ADD) continue;
+        prev->applies_relu = 1;
+        if (prev->kind == NET_LAYER_BN) prev->p.bn.relu = 1;
         l->fused = 1;
     }
 

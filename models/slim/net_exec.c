@@ -94,7 +94,10 @@ float net_forward(net *n, net_mode mode, uint64_t seed) {
                 memcpy(act(n, y), act(n, x), count(n, x) * sizeof(float));
             break;
         case NET_LAYER_ADD:
-            add_forward(act(n, y), act(n, l->in[0]), act(n, l->in[1]), count(n, y));
+            if (l->applies_relu)
+                add_relu_forward(act(n, y), act(n, l->in[0]), act(n, l->in[1]), count(n, y));
+            else
+                add_forward(act(n, y), act(n, l->in[0]), act(n, l->in[1]), count(n, y));
             break;
         case NET_LAYER_CONCAT: {
             const float *xs[NET_MAX_IN];
@@ -262,7 +265,8 @@ void net_backward(net *n) {
                 accum[k] = n->grad_written[t->storage];
                 n->grad_written[t->storage] = 1;
             }
-            add_backward(d[0], accum[0], d[1], accum[1], dy, count(n, y));
+            add_backward(d[0], accum[0], d[1], accum[1], dy, l->applies_relu ? act(n, y) : NULL,
+                         count(n, y));
             break;
         }
         case NET_LAYER_CONCAT: {
@@ -313,10 +317,10 @@ void net_profile_start(net *n) {
          * the input is the images (grad_begin gives no buffer for them) */
         const int has_dx = n->tensors[l->in[0]].producer >= 0;
         const int gemm = l->kind == NET_LAYER_CONV || l->kind == NET_LAYER_FC;
-        /* a batch norm that applies the next ReLU is timed with it; the ReLU shows 0 ms */
-        const char *kind = l->kind == NET_LAYER_BN && l->p.bn.relu ? "batch_norm+relu"
-                           : l->kind == NET_LAYER_RELU && l->fused  ? "relu (fused)"
-                                                                    : net_layer_kind_name(l->kind);
+        /* a layer that applies the next ReLU is timed with it; the ReLU shows 0 ms */
+        const char *kind = net_layer_kind_name(l->kind);
+        if (l->applies_relu) kind = l->kind == NET_LAYER_BN ? "batch_norm+relu" : "add+relu";
+        if (l->fused) kind = "relu (fused)";
         n->prof[i] = (net_layer_profile){.scope = l->name, .kind = kind,
                                          .fwd_flops = l->flops,
                                          .bwd_flops = gemm ? l->flops * (1 + has_dx) : 0.0};

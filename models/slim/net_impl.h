@@ -56,7 +56,9 @@ typedef struct net_layer {
     size_t saved0, saved1;/* byte offsets into the acts arena of what backward needs:
                              BN mean/rstd, maxpool argmax, dropout mask, LRN scale, xent probs */
     double flops;         /* forward FLOPs for the whole batch */
-    int fused;            /* a ReLU the batch norm before it applies (bn_param.relu): skipped */
+    int applies_relu;     /* a batch norm (bn_param.relu) or add that also applies the ReLU
+                             after it, in the same pass over the tensor */
+    int fused;            /* a ReLU applied by the layer before it: skipped */
     union {
         conv2d_shape conv;
         bn_param bn;

@@ -15,7 +15,9 @@
  * training reads x twice (sums, then normalize): the sums are taken around a per-channel shift
  * k = x[0, c] (s1 = sum(x - k), s2 = sum((x - k)^2), var = s2/M - (s1/M)^2), which keeps the
  * variance exact to double rounding for any realistic first row, so large means do not cancel
- * the variance away. The backward reads x and dy twice (sums, then dx). */
+ * the variance away. The backward reads x and dy twice (sums, then dx). With bn_param.relu the
+ * ReLU that follows is applied in the normalize pass, and the backward masks dy with the
+ * output recomputed from x (no extra pass, no extra read). */
 #include "kernels/kernels.h"
 
 #include <math.h>

@@ -136,9 +136,10 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
         const int chunk = SB_MAX(KN_KB * KN_NC / (npanel * KN_NR) / p->kc, 1) * p->kc;
         for (int kb = 0; kb < p->K; kb += chunk) {
             const int kend = SB_MIN(kb + chunk, p->K);
-            /* the chunk in one call: ceil(nc/NR) panels of (kend - kb) x NR, panel after panel
-             * (direct: only the ragged last panel), so a packer reads B's rows or columns in
-             * runs of the whole chunk; a KC block of panel q is rows pc - kb on of it */
+            /* the chunk in one call: ceil(nc/NR) panels of (kend - kb) x NR, one after the
+             * other (direct: only the ragged last panel), so a packer reads B's rows or columns
+             * in runs of the whole chunk; the micro-panel of KC block pc is rows pc - kb to
+             * pc - kb + kc of its panel */
             const int krows = kend - kb;
             if (!direct) p->b_pack(p->bctx, w->b, kb, krows, jc, nc);
             else if (tail) p->b_pack(p->bctx, w->b, kb, krows, jc + nc - tail, tail);

@@ -41,7 +41,8 @@
 #ifndef KN_KC
 #define KN_KC ((32 << 10) / (4 * KN_NR) < 256 ? (32 << 10) / (4 * KN_NR) : 256)
 #endif
-/* K rows of B packed at a time (whole KC blocks): an MC x NC block of C stays in L2 while it
+/* K rows of B packed at a time at the full NC width (whole KC blocks; a narrower NC block takes
+ * proportionally more rows, the same KB x NC floats): an MC x NC block of C stays in L2 while it
  * accumulates them, instead of going to memory and back once per KC block. 512 keeps the
  * packed chunk (1 MB at NC = 512) in a 2 MB L2 next to the C and A blocks; 2048 (4 MB, from
  * L3) measured 5-15 points of peak slower on Sapphire Rapids with two threads. */

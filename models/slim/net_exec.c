@@ -214,7 +214,7 @@ void net_backward(net *n) {
             break;
         case NET_LAYER_RELU:
             if (l->fused) {
-                /* the batch norm's backward masks dy (same buffer, in place) */
+                /* the batch norm or add before it masks dy (same buffer, in place) */
             } else if (in_place(n, l)) {
                 relu_backward(grad(n, y), dy, act(n, y), count(n, y));
             } else if ((dx = grad_begin(n, x, &acc)) != NULL) {

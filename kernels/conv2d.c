@@ -11,8 +11,8 @@
  *    (IC = 3) the phase GEMMs would be nearly empty, so dy . W^T runs per image with a col2im.
  *  - backward filter: dW(K', OC) += X_col^T . dy, a reduction over P. Small dW: each thread
  *    reduces its own pixel range into a private partial (dW^T layout when that pads the GEMM
- *    less), then the partials are summed in thread order. Large dW: threads
- *    split dW itself. db sums dy per thread and is reduced the same way. The small-dW layers
+ *    less), then the partials are summed in thread order. Large dW: threads split dW itself.
+ *    db sums dy per thread and is reduced the same way. The small-dW layers
  *    are the first ones, with the longest reductions (N*224*224 pixels): their partials add
  *    float GEMMs over BWF_SUB pixels in double, so the error does not grow with the image.
  * This file knows shapes and layouts; the ISA and blocking live in gemm.c and ukernel_*.c. */
@@ -465,6 +465,8 @@ typedef struct bwf_mode {
     size_t partial_floats;
 } bwf_mode;
 
+static inline size_t cv_round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
 static bwf_mode bwf_choose(const conv2d_shape *s) {
     const size_t Kp = (size_t)s->KH * s->KW * s->IC, out = Kp * s->OC;
     bwf_mode m = {0};
@@ -473,8 +475,8 @@ static bwf_mode bwf_choose(const conv2d_shape *s) {
         /* the orientation that pads less: M is rounded up to MR rows, N to NR columns (resnet's
          * conv1, K' = 147 x OC = 64: 150 x 64 as dW, 66 x 192 as dW^T) */
         const size_t OC = (size_t)s->OC;
-        const size_t pad1 = (Kp + KN_MR - 1) / KN_MR * KN_MR * ((OC + KN_NR - 1) / KN_NR * KN_NR);
-        const size_t pad2 = (OC + KN_MR - 1) / KN_MR * KN_MR * ((Kp + KN_NR - 1) / KN_NR * KN_NR);
+        const size_t pad1 = cv_round_up(Kp, KN_MR) * cv_round_up(OC, KN_NR);
+        const size_t pad2 = cv_round_up(OC, KN_MR) * cv_round_up(Kp, KN_NR);
         m.orient2 = pad2 * 7 < pad1 * 8; /* near a tie dW^T: its packing measured faster */
         m.partial_floats = out;
     }

@@ -239,6 +239,12 @@ static const tail_case tail_cases[] = {
     {2, 8, 8, 64, 64, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1},
     {1, 5, 6, 1, 1, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
     {1, 12, 11, 3, 8, 5, 5, 3, 3, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    /* dW over 64K floats: threads split dW, X_col^T packed a pixel at a time — blocks that
+     * start mid-tap and span taps (IC 40), that lie in one window row or one tap (IC 160, at
+     * the image edge and inside), a strided 1x1 */
+    {1, 9, 8, 40, 200, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {2, 6, 7, 160, 50, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {1, 5, 5, 300, 256, 1, 1, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
 };
 
 static void test_conv_fast_vs_ref_tails(void **state) {

@@ -22,6 +22,16 @@ UK_INLINE void uk_prefetch_c(const float *c, ptrdiff_t ldc) {
         for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(c + i * ldc + v, 1, 3);
 }
 
+/* The next segment's A rows: with a single B panel (N = 64, the first layers) every A element
+ * is used once per tile, so A streams from L2 or L3, six rows at a time, and the FMAs stalled
+ * on the broadcasts. One segment ahead is hundreds of cycles of FMAs. */
+UK_INLINE void uk_prefetch_seg(const kn_seg *g) {
+    const int len = g->len < 0 ? 0 : g->len;
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+        for (int k = 0; k < len; k += 16) __builtin_prefetch(g->row[i] + k, 0, 3);
+}
+
 UK_INLINE void uk_store(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
                         const volatile kn_uk_epilogue *ep) {
     const float alpha = ep->alpha, beta = ep->beta;
@@ -59,6 +69,7 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t 
 #pragma GCC unroll 16
         for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
         const int len = seg[s].len;
+        if (s + 1 < nseg) uk_prefetch_seg(&seg[s + 1]);
         for (int k = 0; k < len; k++) {
             __m512 bv[NV];
 #pragma GCC unroll 8

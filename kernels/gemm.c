@@ -145,13 +145,18 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     SB_ASSERT((p->a_segs != NULL) != (p->a_pack != NULL));
     kn_panel pn[KN_MC / KN_MR];
     const int direct = p->b_direct && m1 - m0 <= KN_DIRECT_B_ROWS;
-    for (int jc = n0; jc < n1; jc += KN_NC) {
-        const int nc = SB_MIN(KN_NC, n1 - jc);
+    for (int jc = n0, nc; jc < n1; jc += nc) {
+        /* a remainder of at most NC/4 columns joins this block: as a block of its own it would
+         * pay for packing (and reading) all of A again for a sliver of the work (the backward
+         * filter of a 64-channel 3x3 conv as dW^T: N = 576, whose last 64 columns were a second
+         * pass over A) */
+        nc = n1 - jc <= KN_NC + KN_NC / 4 ? n1 - jc : KN_NC;
         const int npanel = (nc + KN_NR - 1) / KN_NR, tail = nc % KN_NR;
         /* K rows per packed chunk, whole KC blocks: as many as the KB x NC buffer holds at this
          * block's width, so a narrow B (N = 64: vgg's conv1_2, resnet's 64-channel layers) is
          * packed whole and each C block is finished in one visit instead of one per 512 rows */
         const int chunk = SB_MAX(KN_KB * KN_NC / (npanel * KN_NR) / p->kc, 1) * p->kc;
+        SB_DASSERT((size_t)chunk * npanel * KN_NR <= (size_t)KN_KB * KN_NC);
         for (int kb = 0; kb < p->K; kb += chunk) {
             const int kend = SB_MIN(kb + chunk, p->K);
             /* the chunk in one call: ceil(nc/NR) panels of (kend - kb) x NR, one after the

@@ -99,6 +99,11 @@ static void test_sgemm_alpha_beta_nan_pad(void **state) {
      * two 4096-row chunks for a single 64-wide panel */
     bad += check_sgemm(0, 0, 40, 700, 1300, 1.0f, 0.5f, 0, 0);
     bad += check_sgemm(1, 0, 30, 64, 4500, 1.0f, 0.0f, 0, 0);
+    /* a remainder of at most NC/4 columns joins the last NC block (one block of 576 or 640 with
+     * AVX-512's NC = 512, chunked over K), one column more does not */
+    bad += check_sgemm(0, 0, 50, 576, 1100, 1.0f, 0.5f, 0, 0);
+    bad += check_sgemm(1, 1, 50, 640, 700, 1.0f, 0.0f, 0, 1);
+    bad += check_sgemm(0, 1, 20, 641, 300, 1.0f, 1.0f, 0, 0);
     assert_int_equal(bad, 0);
 }
 

@@ -375,6 +375,19 @@ static void xcol_copy(const cv_ctx *c, const float *img, int ih0, int iw0, int j
     }
 }
 
+/* One k row of an A block: src[0 .. mc) dealt out MR floats per micro-panel (panel floats
+ * apart, starting at d), the last panel's rows past mc zero. A fixed-size copy per full panel:
+ * element by element this transpose cost a quarter of the pass on 64-channel layers. */
+static inline void deal_row(float *d, const float *src, int mc, size_t panel) {
+    const int full = mc / KN_MR * KN_MR, rest = mc - full;
+    for (int ip = 0; ip < full; ip += KN_MR, d += panel) memcpy(d, src + ip, sizeof(float) * KN_MR);
+    if (rest) {
+        int r = 0;
+        for (; r < rest; r++) d[r] = src[full + r];
+        for (; r < KN_MR; r++) d[r] = 0.0f;
+    }
+}
+
 /* Output pixels in order, from pixel q (absolute, in [0, N*OH*OW)) on: the packers visit
  * every pixel of a range, so only the first one is found by division. */
 typedef struct pixel_walk {
@@ -418,7 +431,7 @@ static inline void pixel_walk_next(pixel_walk *w) {
 static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
     const cv_ctx *c = ctx;
     const conv2d_shape *s = c->s;
-    const int IC = s->IC, KW = s->KW, full = mc / KN_MR * KN_MR, rest = mc - full;
+    const int IC = s->IC, KW = s->KW;
     const size_t panel = (size_t)kc * KN_MR;
     const int tap = i0 / IC, ci = i0 - tap * IC, kh = tap / KW, kw = tap - kh * KW;
     float row[KN_MC + KN_MR];
@@ -438,14 +451,7 @@ static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int 
         } else {
             xcol_copy(c, px.img, px.ih0, px.iw0, i0, mc, row);
         }
-        float *d = dst + (size_t)k * KN_MR;
-        for (int ip = 0; ip < full; ip += KN_MR, d += panel)
-            memcpy(d, src + ip, sizeof(float) * KN_MR);
-        if (rest) {
-            int r = 0;
-            for (; r < rest; r++) d[r] = src[full + r];
-            for (; r < KN_MR; r++) d[r] = 0.0f;
-        }
+        deal_row(dst + (size_t)k * KN_MR, src, mc, panel);
     }
 }
 
@@ -456,23 +462,14 @@ static void bwf1_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
 }
 
 /* Orientation 2, A' = dy^T: rows i = oc, k = pixels. Pixel by pixel: each dy row is read once,
- * in order, and dealt out MR floats per panel (a fixed-size copy for the full panels; the
- * element-by-element transpose this replaced cost a quarter of the pass on 64-channel layers). */
+ * in order, and dealt out MR floats per panel. */
 static void bwf2_apack(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
     const cv_ctx *c = ctx;
-    const int OC = c->s->OC, full = mc / KN_MR * KN_MR, rest = mc - full;
+    const int OC = c->s->OC;
     const size_t panel = (size_t)kc * KN_MR;
     const float *dy = c->dy + (c->pbase + k0) * OC + i0;
     for (int k = 0; k < kc; k++) {
-        const float *src = dy + (ptrdiff_t)k * OC;
-        float *d = dst + (size_t)k * KN_MR;
-        for (int ip = 0; ip < full; ip += KN_MR, d += panel)
-            memcpy(d, src + ip, sizeof(float) * KN_MR);
-        if (rest) {
-            int r = 0;
-            for (; r < rest; r++) d[r] = src[full + r];
-            for (; r < KN_MR; r++) d[r] = 0.0f;
-        }
+        deal_row(dst + (size_t)k * KN_MR, dy + (ptrdiff_t)k * OC, mc, panel);
     }
 }
 

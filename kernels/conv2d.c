@@ -72,8 +72,11 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
     }
     const int merge_ok = inner && KW > 1 && IC < 64;
     int ns = 0;
+    /* the block's first tap by division, the next ones by stepping (perf: this function is
+     * 10-12% of a 64-channel 3x3 forward, where each segment list serves a single tile) */
+    const int tap0 = k0 / IC;
+    int ci = k0 - tap0 * IC, kh = tap0 / KW, kw = tap0 - kh * KW;
     for (int k = k0, kend = k0 + kc; k < kend;) {
-        const int tap = k / IC, ci = k - tap * IC, kh = tap / KW, kw = tap - kh * KW;
         int len = SB_MIN(IC - ci, kend - k);
         if (merge_ok && kw == 0 && ci == 0 && kend - k >= KW * IC) len = KW * IC;
         kn_seg *g = &segs[ns++];
@@ -91,6 +94,8 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         }
         if (!nz) g->len = -len;
         k += len;
+        for (ci += len; ci >= IC; ci -= IC) /* a merged segment steps KW taps */
+            if (++kw == KW) kw = 0, kh++;
     }
     return ns;
 }

@@ -202,7 +202,8 @@ typedef struct options {
 
 static void usage(void) {
     fprintf(stderr, "usage: kernels [--model=resnet_v1_50|vgg_16|all] [--batch=32] [--reps=3] "
-                    "[--rounds=1] [--threads=N] [--quick] [--no-blas] [--layer=SUBSTRING] [--csv=PATH]\n");
+                    "[--rounds=1] [--threads=N] [--quick] [--no-blas] [--layer=SUBSTRING] "
+                    "[--csv=PATH]\n");
 }
 
 static void csv_row(const options *o, double peak, const layer *L, const conv2d_shape *s,
@@ -359,8 +360,7 @@ int main(int argc, char **argv) {
     /* Every layer is timed in each round and keeps its best: a burst of load from another job
      * on a shared host (which can halve a pass for seconds) then costs one round, not the
      * layer's figure. The table is printed once all rounds are done. */
-    layer_result *res = calloc((size_t)L.n, sizeof *res);
-    SB_ASSERT(res != NULL);
+    layer_result *res = sb_xcalloc((size_t)L.n, sizeof *res);
     peak_result pk = {0};
     const int progress = isatty(STDERR_FILENO);
     for (int round = 0; round < o.rounds; round++) {

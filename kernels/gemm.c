@@ -51,8 +51,9 @@ int kn_pick_kc(int K, int align) {
 /* The slow path for a micro-tile: tails, rows at irregular addresses, transposed C. The kernel
  * wrote alpha-free sums into t (ldc KN_NR). Rows are merged with whole-row loops the compiler
  * vectorizes: irregular rows are common (backward data's phase grids are 7 to 112 pixels wide,
- * so most 6-row panels wrap a row), and element by element this merge was 5-25% of the pass.
- * The arithmetic is the kernel's store in the same order: alpha * sum, + bias, + beta * C. */
+ * so most 6-row panels wrap a row), and stride-2 backward data ran 1.12-1.18x faster once this
+ * merge stopped going element by element. Same order as the kernel's store: alpha * sum,
+ * + bias, + beta * C (which the kernel fuses into one FMA). */
 static void merge_row(float *restrict dst, const float *restrict t, int nr, float alpha,
                       float beta, const float *restrict bias) {
     if (beta == 0.0f) {

@@ -522,12 +522,18 @@ static bwf_mode bwf_choose(const conv2d_shape *s) {
     bwf_mode m = {0};
     if (out <= CV_PARTIAL_MAX && !cv_is_fc(s)) {
         m.split_reduction = 1;
-        /* the orientation that pads less: M is rounded up to MR rows, N to NR columns (resnet's
-         * conv1, K' = 147 x OC = 64: 150 x 64 as dW, 66 x 192 as dW^T) */
+        /* The cheaper orientation per pixel, in rough cycles: the FMAs on the padded tile grid
+         * (M rounded up to MR rows, N to NR columns; 2 x 16-lane FMAs a cycle), dealing the
+         * pixel's M values of A out MR at a time (~2 cycles per deal), and copying its N values
+         * of B in whole vectors. Padding decides resnet's conv1 (K' = 147 x OC = 64: 150 x 64 as
+         * dW, 66 x 192 as dW^T); the deals decide the 1x1 layers with OC = 4 IC (block1's
+         * 64 -> 256: dW, 11 deals a pixel instead of 43) and the 64-channel 3x3 layers (dW^T). */
         const size_t OC = (size_t)s->OC;
-        const size_t pad1 = cv_round_up(Kp, KN_MR) * cv_round_up(OC, KN_NR);
-        const size_t pad2 = cv_round_up(OC, KN_MR) * cv_round_up(Kp, KN_NR);
-        m.orient2 = pad2 * 7 < pad1 * 8; /* near a tie dW^T: its packing measured faster */
+        const double cost1 = (double)cv_round_up(Kp, KN_MR) * cv_round_up(OC, KN_NR) / 32.0 +
+                             (double)Kp / 3.0 + (double)OC / 16.0;
+        const double cost2 = (double)cv_round_up(OC, KN_MR) * cv_round_up(Kp, KN_NR) / 32.0 +
+                             (double)OC / 3.0 + (double)Kp / 16.0;
+        m.orient2 = cost2 <= cost1;
         m.partial_floats = out;
     }
     return m;

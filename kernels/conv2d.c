@@ -10,7 +10,7 @@
  *    col2im scatter, no atomics) and stride 1 is a single phase. With very few input channels
  *    (IC = 3) the phase GEMMs would be nearly empty, so dy . W^T runs per image with a col2im.
  *  - backward filter: dW(K', OC) += X_col^T . dy, a reduction over P. Small dW: each thread
- *    reduces its own pixel range into a private partial (dW^T layout when that pads the GEMM
+ *    reduces its own pixel range into a private partial (dW^T layout when that costs the GEMM
  *    less), then the partials are summed in thread order. Large dW: threads split dW itself.
  *    db sums dy per thread and is reduced the same way. The small-dW layers
  *    are the first ones, with the longest reductions (N*224*224 pixels): their partials add

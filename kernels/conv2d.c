@@ -47,28 +47,63 @@ typedef struct cv_ctx {
     int ph, pw, GH, GW, kh0, kw0, nkh, nkw;
 } cv_ctx;
 
+/* Output pixels in order, from pixel q (absolute, in [0, N*OH*OW)) on: the forward's segment
+ * builder and the backward filter's packers visit every pixel of a range, so only the first one
+ * is found by division. */
+typedef struct pixel_walk {
+    const conv2d_shape *s;
+    const float *img; /* the pixel's image in x */
+    int oh, ow;
+    int ih0, iw0; /* its window's top-left corner in the image (may be in the padding) */
+} pixel_walk;
+
+/* The window starting at column iw0 lies inside the image horizontally. */
+static inline int xcol_inner(const conv2d_shape *s, int iw0) {
+    return iw0 >= 0 && iw0 + s->KW <= s->IW;
+}
+
+static inline void pixel_walk_corner(pixel_walk *w) {
+    w->ih0 = w->oh * w->s->SH - w->s->PT;
+    w->iw0 = w->ow * w->s->SW - w->s->PL;
+}
+
+static inline pixel_walk pixel_walk_start(const cv_ctx *c, ptrdiff_t q) {
+    const conv2d_shape *s = c->s;
+    const ptrdiff_t OHW = (ptrdiff_t)s->OH * s->OW, n = q / OHW;
+    const int rem = (int)(q - n * OHW), oh = rem / s->OW;
+    pixel_walk w = {.s = s, .img = c->x + n * s->IH * s->IW * s->IC, .oh = oh,
+                    .ow = rem - oh * s->OW};
+    pixel_walk_corner(&w);
+    return w;
+}
+
+static inline void pixel_walk_next(pixel_walk *w) {
+    const conv2d_shape *s = w->s;
+    if (++w->ow == s->OW) {
+        w->ow = 0;
+        if (++w->oh == s->OH) w->oh = 0, w->img += (ptrdiff_t)s->IH * s->IW * s->IC;
+    }
+    pixel_walk_corner(w);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Forward                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *segs) {
     const cv_ctx *c = ctx;
     const conv2d_shape *s = c->s;
-    const int IC = s->IC, KW = s->KW, OHW = s->OH * s->OW;
+    const int IC = s->IC, KW = s->KW;
     int ih0[KN_MR], iw0[KN_MR];
     const float *img[KN_MR];
     int inner = 1; /* every row's KW window lies inside the image horizontally */
-    /* the first row's (image, oh, ow) by division, the next ones by stepping (this runs once
-     * per micro-panel and K block: the divisions were a few percent of a 64-channel layer) */
-    int n = i0 / OHW, oh = (i0 - n * OHW) / s->OW, ow = i0 - n * OHW - oh * s->OW;
-    for (int r = 0; r < mr; r++) {
-        ih0[r] = oh * s->SH - s->PT;
-        iw0[r] = ow * s->SW - s->PL;
-        img[r] = c->x + (ptrdiff_t)n * s->IH * s->IW * IC;
-        if (iw0[r] < 0 || iw0[r] + KW > s->IW) inner = 0;
-        if (++ow == s->OW) {
-            ow = 0;
-            if (++oh == s->OH) oh = 0, n++;
-        }
+    /* stepped, not divided: this runs once per micro-panel and K block, and the divisions were
+     * a few percent of a 64-channel layer */
+    pixel_walk px = pixel_walk_start(c, i0);
+    for (int r = 0; r < mr; r++, pixel_walk_next(&px)) {
+        ih0[r] = px.ih0;
+        iw0[r] = px.iw0;
+        img[r] = px.img;
+        if (!xcol_inner(s, px.iw0)) inner = 0;
     }
     const int merge_ok = inner && KW > 1 && IC < 64;
     int ns = 0;
@@ -349,21 +384,21 @@ void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv
 /* ------------------------------------------------------------------------------------------ */
 /* Backward filter                                                                             */
 /* ------------------------------------------------------------------------------------------ */
-/* The run of X_col[pixel] starting at column j (ending by jend): where it is in x (NULL: padding,
+/* The run of X_col[pixel] starting at tap (kh, kw), channel ci: where it is in x (NULL: padding,
  * zeros) and its length — the rest of the tap's channels, or the rest of the window row's taps
- * when that row lies inside the image (its KW taps are then one contiguous piece of x). */
-static inline int xcol_run(const conv2d_shape *s, const float *img, int ih0, int iw0, int inner,
-                           int j, int jend, const float **src) {
-    const int IC = s->IC, KW = s->KW;
-    const int tap = j / IC, ci = j - tap * IC, kh = tap / KW, kw = tap - kh * KW;
-    const int ih = ih0 + kh, iw = iw0 + kw, row_in = ih >= 0 && ih < s->IH;
-    const int run = row_in && inner ? (KW - kw) * IC - ci : IC - ci;
+ * when that row lies inside the image (its KW taps are then one contiguous piece of x).
+ * xcol_run: the same from column j, cut at jend. */
+static inline int xcol_run_at(const conv2d_shape *s, const float *img, int ih0, int iw0,
+                              int inner, int kh, int kw, int ci, const float **src) {
+    const int IC = s->IC, ih = ih0 + kh, iw = iw0 + kw, row_in = ih >= 0 && ih < s->IH;
     *src = row_in && iw >= 0 && iw < s->IW ? img + ((ptrdiff_t)ih * s->IW + iw) * IC + ci : NULL;
-    return SB_MIN(run, jend - j);
+    return row_in && inner ? (s->KW - kw) * IC - ci : IC - ci;
 }
 
-static inline int xcol_inner(const conv2d_shape *s, int iw0) {
-    return iw0 >= 0 && iw0 + s->KW <= s->IW;
+static inline int xcol_run(const conv2d_shape *s, const float *img, int ih0, int iw0, int inner,
+                           int j, int jend, const float **src) {
+    const int tap = j / s->IC, ci = j - tap * s->IC, kh = tap / s->KW, kw = tap - kh * s->KW;
+    return SB_MIN(xcol_run_at(s, img, ih0, iw0, inner, kh, kw, ci, src), jend - j);
 }
 
 /* X_col[pixel][j0 .. j0+len) into d. */
@@ -393,39 +428,6 @@ static inline void deal_row(float *d, const float *src, int mc, size_t panel) {
     }
 }
 
-/* Output pixels in order, from pixel q (absolute, in [0, N*OH*OW)) on: the packers visit
- * every pixel of a range, so only the first one is found by division. */
-typedef struct pixel_walk {
-    const conv2d_shape *s;
-    const float *img; /* the pixel's image in x */
-    int oh, ow;
-    int ih0, iw0; /* its window's top-left corner in the image (may be in the padding) */
-} pixel_walk;
-
-static inline void pixel_walk_corner(pixel_walk *w) {
-    w->ih0 = w->oh * w->s->SH - w->s->PT;
-    w->iw0 = w->ow * w->s->SW - w->s->PL;
-}
-
-static inline pixel_walk pixel_walk_start(const cv_ctx *c, ptrdiff_t q) {
-    const conv2d_shape *s = c->s;
-    const ptrdiff_t OHW = (ptrdiff_t)s->OH * s->OW, n = q / OHW;
-    const int rem = (int)(q - n * OHW), oh = rem / s->OW;
-    pixel_walk w = {.s = s, .img = c->x + n * s->IH * s->IW * s->IC, .oh = oh,
-                    .ow = rem - oh * s->OW};
-    pixel_walk_corner(&w);
-    return w;
-}
-
-static inline void pixel_walk_next(pixel_walk *w) {
-    const conv2d_shape *s = w->s;
-    if (++w->ow == s->OW) {
-        w->ow = 0;
-        if (++w->oh == s->OH) w->oh = 0, w->img += (ptrdiff_t)s->IH * s->IW * s->IC;
-    }
-    pixel_walk_corner(w);
-}
-
 /* Orientation 1, A' = X_col^T: rows i = k' (tap, c), k = pixels. Pixel by pixel (the window
  * origin stepped, not divided), its X_col columns [i0, i0+mc) are dealt out MR floats per panel
  * straight from x when they are one run of it — always for a 1x1 conv, and for a wider window
@@ -442,12 +444,10 @@ static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int 
     float row[KN_MC + KN_MR];
     pixel_walk px = pixel_walk_start(c, c->pbase + k0);
     for (int k = 0; k < kc; k++, pixel_walk_next(&px)) {
-        const int ih = px.ih0 + kh, iw = px.iw0 + kw;
-        const int row_in = ih >= 0 && ih < s->IH, inner = xcol_inner(s, px.iw0);
-        const int run = row_in && inner ? (KW - kw) * IC - ci : IC - ci;
-        const float *src = row;
-        if (run >= mc && row_in && iw >= 0 && iw < s->IW) {
-            src = px.img + ((ptrdiff_t)ih * s->IW + iw) * IC + ci;
+        const float *src;
+        const int run = xcol_run_at(s, px.img, px.ih0, px.iw0, xcol_inner(s, px.iw0), kh, kw, ci,
+                                    &src);
+        if (src && run >= mc) {
             /* the pixels' pieces lie a row of x apart, 4 KB and more: too far for the
              * hardware prefetchers, so fetch a few pixels ahead (the next pixels of the same
              * output row; past its end the guess is wrong and costs nothing) */
@@ -455,6 +455,7 @@ static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int 
             for (int e = 0; e < mc; e += 16) __builtin_prefetch(ahead + e, 0, 3);
         } else {
             xcol_copy(c, px.img, px.ih0, px.iw0, i0, mc, row);
+            src = row;
         }
         deal_row(dst + (size_t)k * KN_MR, src, mc, panel);
     }

@@ -106,6 +106,13 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         if (!xcol_inner(s, px.iw0)) inner = 0;
     }
     const int merge_ok = inner && KW > 1 && IC < 64;
+    /* the common case: MR pixels of one output row whose windows all lie inside the image
+     * horizontally. Row r of every segment is then row 0's pointer plus r * SW pixels, and
+     * only the vertical bound, the same for all rows, can send a segment to the zeros (the
+     * per-row checks were a quarter of vgg conv1_1's forward, K = 27: three segments a tile) */
+    const int row_run =
+        inner && mr == KN_MR && ih0[KN_MR - 1] == ih0[0] && img[KN_MR - 1] == img[0];
+    const ptrdiff_t rstep = (ptrdiff_t)s->SW * IC;
     int ns = 0;
     /* the block's first tap by division, the next ones by stepping (perf: this function is
      * 10-12% of a 64-channel 3x3 forward, where each segment list serves a single tile) */
@@ -116,23 +123,45 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         if (merge_ok && kw == 0 && ci == 0 && kend - k >= KW * IC) len = KW * IC;
         kn_seg *g = &segs[ns++];
         g->len = len;
-        int nz = 0;
-        for (int r = 0; r < KN_MR; r++) {
-            const float *p = kn_zeros;
-            if (r < mr) {
-                const int ih = ih0[r] + kh, iw = iw0[r] + kw;
-                if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
-                    p = img[r] + ((ptrdiff_t)ih * s->IW + iw) * IC + ci;
+        if (row_run) {
+            const int ih = ih0[0] + kh;
+            if (ih >= 0 && ih < s->IH) {
+                const float *p = img[0] + ((ptrdiff_t)ih * s->IW + iw0[0] + kw) * IC + ci;
+                for (int r = 0; r < KN_MR; r++) g->row[r] = p + r * rstep;
+            } else {
+                for (int r = 0; r < KN_MR; r++) g->row[r] = kn_zeros;
+                g->len = -len;
             }
-            g->row[r] = p;
-            nz |= p != kn_zeros;
+        } else {
+            int nz = 0;
+            for (int r = 0; r < KN_MR; r++) {
+                const float *p = kn_zeros;
+                if (r < mr) {
+                    const int ih = ih0[r] + kh, iw = iw0[r] + kw;
+                    if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
+                        p = img[r] + ((ptrdiff_t)ih * s->IW + iw) * IC + ci;
+                }
+                g->row[r] = p;
+                nz |= p != kn_zeros;
+            }
+            if (!nz) g->len = -len;
         }
-        if (!nz) g->len = -len;
         k += len;
         for (ci += len; ci >= IC; ci -= IC) /* a merged segment steps KW taps */
             if (++kw == KW) kw = 0, kh++;
     }
     return ns;
+}
+
+/* Panel i_to is panel i_from moved along one output row when all the pixels of both lie in
+ * that row with their windows inside the image horizontally: fwd_segs then built i_from's list
+ * the row-run way, and every pointer moves by the pixels between them. */
+static ptrdiff_t fwd_shift(const void *ctx, int i_from, int i_to) {
+    const conv2d_shape *s = ((const cv_ctx *)ctx)->s;
+    const int OHW = s->OH * s->OW, ow = i_from % OHW % s->OW, last = ow + i_to - i_from + KN_MR - 1;
+    if (last >= s->OW || !xcol_inner(s, ow * s->SW - s->PL) || !xcol_inner(s, last * s->SW - s->PL))
+        return KN_NO_SHIFT;
+    return (ptrdiff_t)(i_to - i_from) * s->SW * s->IC;
 }
 
 static void fwd_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
@@ -160,9 +189,9 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b,
     const int K = s->KH * s->KW * s->IC;
     cv_ctx c = {.s = s, .x = x, .w = w};
     kn_gemm_plan p = {.M = s->N * s->OH * s->OW, .N = s->OC, .K = K,
-                      .kc = kn_pick_kc(K, s->IC), .a_segs = fwd_segs, .actx = &c,
-                      .b_pack = fwd_bpack, .bctx = &c, .b_direct = w, .b_ld = s->OC, .c = y,
-                      .ldc = s->OC, .alpha = 1.0f, .beta = 0.0f, .bias = b};
+                      .kc = kn_pick_kc(K, s->IC), .a_segs = fwd_segs, .a_shift = fwd_shift,
+                      .actx = &c, .b_pack = fwd_bpack, .bctx = &c, .b_direct = w, .b_ld = s->OC,
+                      .c = y, .ldc = s->OC, .alpha = 1.0f, .beta = 0.0f, .bias = b};
     kn_sgemm_ctx g;
     if (cv_is_fc(s)) { /* y(N, OC) = x(N, K) . w(K, OC) */
         kn_sgemm_plan(&p, &g, 0, 0, s->N, s->OC, K, 1.0f, x, K, w, s->OC, 0.0f, y, s->OC);
@@ -232,6 +261,19 @@ static int bwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         k += len;
     }
     return ns;
+}
+
+/* Panel i_to is panel i_from moved along one row of the phase grid when every tap of all their
+ * pixels reads a dy pixel inside dy horizontally: grid neighbours read neighbouring dy pixels. */
+static ptrdiff_t bwd_shift(const void *ctx, int i_from, int i_to) {
+    const cv_ctx *c = ctx;
+    const conv2d_shape *s = c->s;
+    const int xq = i_from % (c->GH * c->GW) % c->GW, last = xq + i_to - i_from + KN_MR - 1;
+    if (last >= c->GW) return KN_NO_SHIFT;
+    const int ow_first = (c->pw + xq * s->SW + s->PL - c->kw0) / s->SW;
+    const int ow_last = (c->pw + last * s->SW + s->PL - c->kw0) / s->SW;
+    if (ow_first - (c->nkw - 1) < 0 || ow_last >= s->OW) return KN_NO_SHIFT;
+    return (ptrdiff_t)(i_to - i_from) * s->OC;
 }
 
 /* B(k = (t, oc), j = ic) = w[kh_t, kw_t, ic, oc]: for each column ic the k run of one tap is
@@ -366,8 +408,9 @@ void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv
                     continue;
                 }
                 kn_gemm_plan p = {.M = M, .N = s->IC, .K = K, .kc = kn_pick_kc(K, s->OC),
-                                  .a_segs = bwd_segs, .actx = &c, .b_pack = bwd_bpack,
-                                  .bctx = &c, .alpha = 1.0f, .beta = 0.0f};
+                                  .a_segs = bwd_segs, .a_shift = bwd_shift, .actx = &c,
+                                  .b_pack = bwd_bpack, .bctx = &c, .alpha = 1.0f,
+                                  .beta = 0.0f};
                 if (s->SH == 1 && s->SW == 1) {
                     p.c = dx;
                     p.ldc = s->IC;

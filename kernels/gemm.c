@@ -97,6 +97,7 @@ typedef struct kn_panel {
     int uniform;   /* MR full rows, equally spaced, C not transposed: the kernel stores C */
     int mr, nseg;
     const kn_seg *segs;
+    ptrdiff_t aoff; /* added to the row pointers of segs (a list shared with an earlier panel) */
     const float *apanel;
 } kn_panel;
 
@@ -124,11 +125,13 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
         float *c = pn->crow[0] + j0;
         if (pn->apanel)
             kn_ukernel_packed(kc, pn->apanel, bp, ldb, c, pn->ldc, p->alpha, beta, bias);
-        else kn_ukernel_indirect(pn->nseg, pn->segs, bp, ldb, c, pn->ldc, p->alpha, beta, bias);
+        else
+            kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, bp, ldb, c, pn->ldc, p->alpha, beta,
+                                bias);
         return;
     }
     if (pn->apanel) kn_ukernel_packed(kc, pn->apanel, bp, ldb, tile, KN_NR, 1.0f, 0.0f, NULL);
-    else kn_ukernel_indirect(pn->nseg, pn->segs, bp, ldb, tile, KN_NR, 1.0f, 0.0f, NULL);
+    else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, bp, ldb, tile, KN_NR, 1.0f, 0.0f, NULL);
     merge_tile(p, pn->crow, i0, j0, pn->mr, nr, tile, beta, bias);
 }
 
@@ -181,12 +184,25 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         for (int q = 0; q < np; q++) pn[q].apanel = w->a + (size_t)q * kc * KN_MR;
                     } else {
                         kn_seg *segs = w->segs;
+                        int anchor = -1; /* the last full panel that built its own list */
                         for (int q = 0; q < np; q++) {
+                            const int iq = ic + q * KN_MR;
+                            pn[q].aoff = 0;
+                            if (anchor >= 0 && pn[q].mr == KN_MR) {
+                                const ptrdiff_t off =
+                                    p->a_shift(p->actx, ic + anchor * KN_MR, iq);
+                                if (off != KN_NO_SHIFT) {
+                                    pn[q].segs = pn[anchor].segs;
+                                    pn[q].nseg = pn[anchor].nseg;
+                                    pn[q].aoff = off;
+                                    continue;
+                                }
+                            }
                             pn[q].segs = segs;
-                            pn[q].nseg =
-                                p->a_segs(p->actx, ic + q * KN_MR, pn[q].mr, pc, kc, segs);
+                            pn[q].nseg = p->a_segs(p->actx, iq, pn[q].mr, pc, kc, segs);
                             SB_DASSERT(pn[q].nseg >= 0 && pn[q].nseg <= KN_KC);
                             segs += pn[q].nseg;
+                            anchor = p->a_shift && pn[q].mr == KN_MR ? q : -1;
                         }
                     }
                     for (int jr = 0; jr < nc; jr += KN_NR) {
@@ -249,6 +265,12 @@ static int sg_a_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *se
         segs[0].row[r] = r < mr ? g->A + (ptrdiff_t)(i0 + r) * g->lda + k0 : kn_zeros;
     segs[0].len = kc;
     return 1;
+}
+
+/* Full panels of a row-major A are each other's segment lists moved by whole rows. */
+static ptrdiff_t sg_a_shift(const void *ctx, int i_from, int i_to) {
+    const sg_ctx *g = ctx;
+    return (ptrdiff_t)(i_to - i_from) * g->lda;
 }
 
 /* A stored (K, M): A(i, k) = A[k*lda + i]; each k gives MR contiguous floats of a panel. */
@@ -365,7 +387,7 @@ void kn_sgemm_plan(kn_gemm_plan *p, kn_sgemm_ctx *g, int trans_a, int trans_b, i
     *p = (kn_gemm_plan){.M = M, .N = N, .K = K, .kc = kn_pick_kc(K, 1), .actx = g, .bctx = g,
                         .c = C, .ldc = ldc, .alpha = alpha, .beta = beta};
     if (trans_a) p->a_pack = sg_a_pack_t;
-    else p->a_segs = sg_a_segs;
+    else p->a_segs = sg_a_segs, p->a_shift = sg_a_shift;
     p->b_pack = trans_b ? sg_b_pack_t : sg_b_pack_n;
     if (!trans_b) p->b_direct = B, p->b_ld = ldb;
 }

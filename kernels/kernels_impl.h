@@ -15,6 +15,7 @@
 #define KERNELS_IMPL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/simd.h"
 
@@ -24,6 +25,9 @@ typedef struct kn_seg {
     const float *row[KN_MR];
     int len;
 } kn_seg;
+
+/* kn_gemm_plan.a_shift: the panels do not share a segment list. */
+#define KN_NO_SHIFT PTRDIFF_MIN
 
 /* Zeros for padded pixels: at least KN_KC floats. */
 extern const float kn_zeros[KN_KC];
@@ -42,8 +46,10 @@ typedef struct kn_uk_epilogue {
     const float *bias;
 } kn_uk_epilogue;
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
-                         ptrdiff_t ldc, float alpha, float beta, const float *bias);
+/* aoff: floats added to every row pointer of the non-zero segments (a panel that reuses another
+ * panel's segment list, see kn_gemm_plan.a_shift). */
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const float *b, ptrdiff_t ldb,
+                         float *c, ptrdiff_t ldc, float alpha, float beta, const float *bias);
 /* a: packed micro-panel, KN_MR floats per k, kc steps. */
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
                        ptrdiff_t ldc, float alpha, float beta, const float *bias);
@@ -55,6 +61,12 @@ typedef struct kn_gemm_plan {
     /* Indirect A: fill segs for rows [i0, i0+mr) (mr <= KN_MR; rows >= mr must point at
      * kn_zeros) and k in [k0, k0+kc); return the number of segments (<= KN_KC). */
     int (*a_segs)(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *segs);
+    /* Optional, with a_segs: when the full micro-panel at row i_to has the segments of the one
+     * at i_from (built by a_segs) with every row pointer moved by the same number of floats,
+     * return that number, else KN_NO_SHIFT. Such a segment list must have no zero rows except
+     * in segments whose rows are all zeros (len < 0). The engine then builds one list per run
+     * of such panels (an output row of a convolution) instead of one per panel. */
+    ptrdiff_t (*a_shift)(const void *ctx, int i_from, int i_to);
     /* Packed A: write rows [i0, i0+mc) x k [k0, k0+kc) as ceil(mc/MR) micro-panels of kc*MR
      * floats, element (i, k) at dst[(i/MR)*kc*MR + k*MR + i%MR], rows >= mc zero. */
     void (*a_pack)(const void *ctx, float *dst, int i0, int mc, int k0, int kc);

@@ -41,8 +41,8 @@ UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
-                         ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const float *b, ptrdiff_t ldb,
+                         float *c, ptrdiff_t ldc, float alpha, float beta, const float *bias) {
     const volatile kn_uk_epilogue ep = {alpha, beta, bias};
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
@@ -57,7 +57,7 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t 
         }
         const float *a[KN_MR];
 #pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
+        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
         for (int k = 0; k < len; k++) {
             __m256 bv[NV];

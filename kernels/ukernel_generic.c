@@ -50,8 +50,8 @@ UK_INLINE void uk_store(v4 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha,
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t ldb, float *c,
-                         ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const float *b, ptrdiff_t ldb,
+                         float *c, ptrdiff_t ldc, float alpha, float beta, const float *bias) {
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -65,7 +65,7 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, const float *b, ptrdiff_t 
         }
         const float *a[KN_MR];
 #pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i];
+        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
         for (int k = 0; k < len; k++) {
             v4 bv[NV];

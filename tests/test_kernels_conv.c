@@ -245,6 +245,15 @@ static const tail_case tail_cases[] = {
     {1, 9, 8, 40, 200, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
     {2, 6, 7, 160, 50, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
     {1, 5, 5, 300, 256, 1, 1, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    /* rows of 14 to 45 output pixels, several micro-panels each, whose segment lists are one
+     * list moved along the row (stride 1 and 2, merged taps with 3 channels); the first layers'
+     * shapes (3 channels in, 64 out) */
+    {2, 7, 45, 3, 64, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1},
+    {1, 9, 40, 3, 64, 7, 7, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {1, 4, 31, 24, 20, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {1, 5, 50, 8, 70, 5, 5, 1, 1, KN_PADDING_VALID, 0, 0, 0, 0, 1},
+    {1, 4, 30, 40, 24, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {1, 6, 38, 40, 16, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 0},
 };
 
 static void test_conv_fast_vs_ref_tails(void **state) {

@@ -504,6 +504,50 @@ static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int 
     }
 }
 
+/* Orientation 1 with X_col^T read in place (inputs of at most KN_ASTEP_MAX / SW channels: the
+ * first layers). Along one output row, X_col^T's row i = (kh, kw, c) is x's image row ih0 + kh
+ * from column iw0 + kw, channel c: IC * SW floats a pixel, a strided view the indirect kernel
+ * reads directly. A segment is a run of pixels in one output row over which no row's tap
+ * enters or leaves the image; a row outside it points at zeros. (Packing these 27 or 147
+ * values a pixel into micro-panels cost as much as the FMAs: vgg conv1_1's backward filter ran
+ * at 35% of peak.) */
+static int bwfs_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *segs) {
+    const cv_ctx *c = ctx;
+    const conv2d_shape *s = c->s;
+    const int IC = s->IC, KW = s->KW;
+    int kh[KN_MR], kw[KN_MR], ch[KN_MR];
+    for (int r = 0; r < mr; r++) {
+        const int tap = (i0 + r) / IC;
+        ch[r] = i0 + r - tap * IC, kh[r] = tap / KW, kw[r] = tap - kh[r] * KW;
+    }
+    pixel_walk px = pixel_walk_start(c, c->pbase + k0);
+    int ns = 0;
+    for (int k = 0; k < kc;) {
+        int len = SB_MIN(kc - k, s->OW - px.ow);
+        for (int r = 0; r < mr; r++) { /* pixels until row r's column crosses an image edge */
+            const int iw = px.iw0 + kw[r];
+            if (iw < s->IW) len = SB_MIN(len, ((iw < 0 ? 0 : s->IW) - iw + s->SW - 1) / s->SW);
+        }
+        kn_seg *g = &segs[ns++];
+        int nz = 0;
+        for (int r = 0; r < KN_MR; r++) {
+            const float *p = kn_zeros;
+            if (r < mr) {
+                const int ih = px.ih0 + kh[r], iw = px.iw0 + kw[r];
+                if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
+                    p = px.img + ((ptrdiff_t)ih * s->IW + iw) * IC + ch[r];
+            }
+            g->row[r] = p;
+            nz |= p != kn_zeros;
+        }
+        g->len = nz ? len : -len;
+        k += len;
+        px.ow += len - 1; /* the run ends at the row's end at the latest */
+        pixel_walk_next(&px);
+    }
+    return ns;
+}
+
 /* Orientation 1, B' = dy: k = pixels, j = oc. */
 static void bwf1_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
     const cv_ctx *c = ctx;
@@ -556,6 +600,7 @@ static void bwf2_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
 typedef struct bwf_mode {
     int split_reduction; /* 1: per-thread partials over pixel ranges; 0: threads split dW */
     int orient2;         /* partials hold dW^T (OC, K') and X_col is the packed B */
+    int x_strided;       /* orientation 1 with X_col^T read in place (bwfs_segs) */
     size_t partial_floats;
 } bwf_mode;
 
@@ -578,6 +623,7 @@ static bwf_mode bwf_choose(const conv2d_shape *s) {
         const double cost2 = (double)cv_round_up(OC, KN_MR) * cv_round_up(Kp, KN_NR) / 32.0 +
                              (double)OC / 3.0 + (double)Kp / 16.0;
         m.orient2 = cost2 <= cost1;
+        m.x_strided = !m.orient2 && s->IC * s->SW <= KN_ASTEP_MAX;
         m.partial_floats = out;
     }
     return m;
@@ -623,7 +669,9 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                     p.M = OC, p.N = Kp, p.a_pack = bwf2_apack, p.b_pack = bwf2_bpack;
                     p.ldc = Kp;
                 } else {
-                    p.M = Kp, p.N = OC, p.a_pack = bwf1_apack, p.b_pack = bwf1_bpack;
+                    p.M = Kp, p.N = OC, p.b_pack = bwf1_bpack;
+                    if (mode.x_strided) p.a_segs = bwfs_segs, p.a_step = s->IC * s->SW;
+                    else p.a_pack = bwf1_apack;
                     p.b_direct = dy + c.pbase * OC, p.b_ld = OC;
                     p.ldc = OC;
                 }

@@ -12,7 +12,7 @@
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
 
-_Alignas(64) const float kn_zeros[KN_KC];
+_Alignas(64) const float kn_zeros[KN_KC * KN_ASTEP_MAX];
 
 /* Segments of one MC block of indirect A: at most KN_KC per micro-panel. */
 #define KN_BLOCK_SEGS ((KN_MC / KN_MR) * KN_KC)
@@ -121,17 +121,20 @@ static void panel_init(const kn_gemm_plan *p, kn_panel *pn, int i0, int mr) {
 /* One micro-tile: panel pn against the B micro-panel bp (ldb apart), columns [j0, j0+nr). */
 static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, const float *bp,
                      ptrdiff_t ldb, int j0, int nr, float beta, const float *bias, float *tile) {
+    const int astep = p->a_step > 1 ? p->a_step : 1;
     if (pn->uniform && nr == KN_NR) {
         float *c = pn->crow[0] + j0;
         if (pn->apanel)
             kn_ukernel_packed(kc, pn->apanel, bp, ldb, c, pn->ldc, p->alpha, beta, bias);
         else
-            kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, bp, ldb, c, pn->ldc, p->alpha, beta,
-                                bias);
+            kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, c, pn->ldc,
+                                p->alpha, beta, bias);
         return;
     }
     if (pn->apanel) kn_ukernel_packed(kc, pn->apanel, bp, ldb, tile, KN_NR, 1.0f, 0.0f, NULL);
-    else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, bp, ldb, tile, KN_NR, 1.0f, 0.0f, NULL);
+    else
+        kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, tile, KN_NR, 1.0f, 0.0f,
+                            NULL);
     merge_tile(p, pn->crow, i0, j0, pn->mr, nr, tile, beta, bias);
 }
 
@@ -147,6 +150,7 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     if (m0 >= m1 || n0 >= n1) return;
     SB_ASSERT(p->K > 0 && p->kc > 0 && p->kc <= KN_KC);
     SB_ASSERT((p->a_segs != NULL) != (p->a_pack != NULL));
+    SB_ASSERT(p->a_step <= KN_ASTEP_MAX);
     kn_panel pn[KN_MC / KN_MR];
     const int direct = p->b_direct && m1 - m0 <= KN_DIRECT_B_ROWS;
     for (int jc = n0, nc; jc < n1; jc += nc) {

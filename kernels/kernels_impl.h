@@ -29,8 +29,10 @@ typedef struct kn_seg {
 /* kn_gemm_plan.a_shift: the panels do not share a segment list. */
 #define KN_NO_SHIFT PTRDIFF_MIN
 
-/* Zeros for padded pixels: at least KN_KC floats. */
-extern const float kn_zeros[KN_KC];
+/* Strided indirect A rows (kn_gemm_plan.a_step) are at most this many floats per k. */
+#define KN_ASTEP_MAX 8
+/* Zeros for padded pixels: a zero row of KN_KC k steps at any a_step. */
+extern const float kn_zeros[KN_KC * KN_ASTEP_MAX];
 
 /* Micro-kernels (ukernel_<isa>.c). Both compute acc = A_panel . B_panel over the whole k range
  * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR, j < KN_NR with row
@@ -47,9 +49,11 @@ typedef struct kn_uk_epilogue {
 } kn_uk_epilogue;
 
 /* aoff: floats added to every row pointer of the non-zero segments (a panel that reuses another
- * panel's segment list, see kn_gemm_plan.a_shift). */
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const float *b, ptrdiff_t ldb,
-                         float *c, ptrdiff_t ldc, float alpha, float beta, const float *bias);
+ * panel's segment list, see kn_gemm_plan.a_shift). astep: floats between consecutive k of a
+ * row (1: contiguous rows). */
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta,
+                         const float *bias);
 /* a: packed micro-panel, KN_MR floats per k, kc steps. */
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
                        ptrdiff_t ldc, float alpha, float beta, const float *bias);
@@ -67,6 +71,11 @@ typedef struct kn_gemm_plan {
      * in segments whose rows are all zeros (len < 0). The engine then builds one list per run
      * of such panels (an output row of a convolution) instead of one per panel. */
     ptrdiff_t (*a_shift)(const void *ctx, int i_from, int i_to);
+    /* With a_segs: A(i, k0 + t) = row[i][t * a_step] in a segment (0 means 1, contiguous rows;
+     * at most KN_ASTEP_MAX). A strided view reads an operand in place that would otherwise be
+     * packed: the backward filter's X_col^T rows for 3-channel inputs are x itself, IC * SW
+     * floats per pixel. */
+    int a_step;
     /* Packed A: write rows [i0, i0+mc) x k [k0, k0+kc) as ceil(mc/MR) micro-panels of kc*MR
      * floats, element (i, k) at dst[(i/MR)*kc*MR + k*MR + i%MR], rows >= mc zero. */
     void (*a_pack)(const void *ctx, float *dst, int i0, int mc, int k0, int kc);

@@ -41,8 +41,9 @@ UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const float *b, ptrdiff_t ldb,
-                         float *c, ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta,
+                         const float *bias) {
     const volatile kn_uk_epilogue ep = {alpha, beta, bias};
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
@@ -59,13 +60,13 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const floa
 #pragma GCC unroll 16
         for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
-        for (int k = 0; k < len; k++) {
+        for (int k = 0, ko = 0; k < len; k++, ko += astep) {
             __m256 bv[NV];
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 16
             for (int i = 0; i < KN_MR; i++) {
-                const __m256 ai = _mm256_set1_ps(a[i][k]);
+                const __m256 ai = _mm256_set1_ps(a[i][ko]);
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
             }

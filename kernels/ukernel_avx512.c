@@ -25,8 +25,8 @@ UK_INLINE void uk_prefetch_c(const float *c, ptrdiff_t ldc) {
 /* The next segment's A rows: with a single B panel (N = 64, the first layers) every A element
  * is used once per tile, so A streams from L2 or L3, six rows at a time, and the FMAs stalled
  * on the broadcasts. One segment ahead is hundreds of cycles of FMAs. */
-UK_INLINE void uk_prefetch_seg(const kn_seg *g, ptrdiff_t aoff) {
-    const int len = g->len < 0 ? 0 : g->len;
+UK_INLINE void uk_prefetch_seg(const kn_seg *g, ptrdiff_t aoff, int astep) {
+    const int len = g->len < 0 ? 0 : g->len * astep;
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
         for (int k = 0; k < len; k += 16) __builtin_prefetch(g->row[i] + aoff + k, 0, 3);
@@ -51,8 +51,9 @@ UK_INLINE void uk_store(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const float *b, ptrdiff_t ldb,
-                         float *c, ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta,
+                         const float *bias) {
     const volatile kn_uk_epilogue ep = {alpha, beta, bias};
     __m512 acc[KN_MR][NV];
 #pragma GCC unroll 16
@@ -69,14 +70,14 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const floa
 #pragma GCC unroll 16
         for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
-        if (s + 1 < nseg) uk_prefetch_seg(&seg[s + 1], aoff);
-        for (int k = 0; k < len; k++) {
+        if (s + 1 < nseg) uk_prefetch_seg(&seg[s + 1], aoff, astep);
+        for (int k = 0, ko = 0; k < len; k++, ko += astep) {
             __m512 bv[NV];
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 16
             for (int i = 0; i < KN_MR; i++) {
-                const __m512 ai = _mm512_set1_ps(a[i][k]);
+                const __m512 ai = _mm512_set1_ps(a[i][ko]);
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
             }

@@ -50,8 +50,9 @@ UK_INLINE void uk_store(v4 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha,
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const float *b, ptrdiff_t ldb,
-                         float *c, ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta,
+                         const float *bias) {
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -67,13 +68,13 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, const floa
 #pragma GCC unroll 16
         for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
-        for (int k = 0; k < len; k++) {
+        for (int k = 0, ko = 0; k < len; k++, ko += astep) {
             v4 bv[NV];
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) bv[v] = v4_load(b + 4 * v);
 #pragma GCC unroll 16
             for (int i = 0; i < KN_MR; i++) {
-                const v4 ai = v4_splat(a[i][k]);
+                const v4 ai = v4_splat(a[i][ko]);
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
             }

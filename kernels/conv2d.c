@@ -8,10 +8,12 @@
  *    ih % SH == ph, iw % SW == pw receive exactly the taps kh = ph + PT (mod SH); each phase is
  *    a stride-1 convolution of dy with those taps, so every dx element is written once (no
  *    col2im scatter, no atomics) and stride 1 is a single phase. With very few input channels
- *    (IC = 3) the phase GEMMs would be nearly empty, so dy . W^T runs per image with a col2im.
+ *    (IC = 3) the phase GEMMs would be nearly empty: up to 4 channels run as direct dot products
+ *    over OC (conv2d_dxdot.c), other small IC as dy . W^T per image with a col2im.
  *  - backward filter: dW(K', OC) += X_col^T . dy, a reduction over P. Small dW: each thread
  *    reduces its own pixel range into a private partial (dW^T layout when that costs the GEMM
- *    less), then the partials are summed in thread order. Large dW: threads split dW itself.
+ *    less; for 3-channel inputs X_col^T is read in place as a strided view of x), then the
+ *    partials are summed in thread order. Large dW: threads split dW itself.
  *    db sums dy per thread and is reduced the same way. The small-dW layers
  *    are the first ones, with the longest reductions (N*224*224 pixels): their partials add
  *    float GEMMs over BWF_SUB pixels in double, so the error does not grow with the image.
@@ -372,6 +374,10 @@ static void bwd_data_col2im(float *dx, const float *dy, const float *w, const co
 void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv2d_shape *s,
                           void *ws) {
     cv_check(s);
+    if (conv2d_dxdot_applies(s)) {
+        conv2d_dxdot(dx, dy, w, s);
+        return;
+    }
     if (bwd_col_rows(s)) {
         bwd_data_col2im(dx, dy, w, s, ws);
         return;

@@ -138,6 +138,12 @@ void kn_scale_rows(float *C, int ldc, int i0, int i1, int N, float beta);
 /* K-block size: <= KN_KC, a multiple of align when align <= KN_KC, balanced over the blocks. */
 int kn_pick_kc(int K, int align);
 
+/* conv2d_dxdot.c: the backward-data pass of a convolution with at most 4 input channels (and OC
+ * a multiple of KN_VLEN) as direct dot products over the output channels; dx overwritten. */
+struct conv2d_shape;
+int conv2d_dxdot_applies(const struct conv2d_shape *s);
+void conv2d_dxdot(float *dx, const float *dy, const float *w, const struct conv2d_shape *s);
+
 /* threads.c: OpenMP thread count for workspace sizing, and static range splitting. */
 int kn_max_threads(void);
 /* [*lo, *hi) = part ith of [0, n) split into nth nearly equal parts that are multiples of

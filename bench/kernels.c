@@ -296,6 +296,11 @@ static void bench_layer(const options *o, const layer *ly, layer_result *r) {
         for (int p = 0; p < PASS_COUNT; p++)
             timing_keep_best(&r->blas[p], time_it(run_blas, &b, p, o->reps, o->threads), first);
         sb_aligned_free(b.A), sb_aligned_free(b.C), sb_aligned_free(b.D);
+        /* OpenBLAS's worker threads spin for a while after a call (2^28 cycles by default,
+         * ~75 ms) before they sleep: the next layer's first pass then shared a core with a
+         * spinner and ran at half speed (resnet's block4/unit_1/conv1 forward: 44% of peak
+         * after OpenBLAS, 86% without). Let them settle instead of changing how OpenBLAS runs. */
+        usleep(250 * 1000);
     }
     r->done = 1;
     r->s = s;

@@ -108,16 +108,9 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         if (!xcol_inner(s, px.iw0)) inner = 0;
     }
     const int merge_ok = inner && KW > 1 && IC < 64;
-    /* the common case: MR pixels of one output row whose windows all lie inside the image
-     * horizontally. Row r of every segment is then row 0's pointer plus r * SW pixels, and
-     * only the vertical bound, the same for all rows, can send a segment to the zeros (the
-     * per-row checks were a quarter of vgg conv1_1's forward, K = 27: three segments a tile) */
-    const int row_run =
-        inner && mr == KN_MR && ih0[KN_MR - 1] == ih0[0] && img[KN_MR - 1] == img[0];
-    const ptrdiff_t rstep = (ptrdiff_t)s->SW * IC;
     int ns = 0;
-    /* the block's first tap by division, the next ones by stepping (perf: this function is
-     * 10-12% of a 64-channel 3x3 forward, where each segment list serves a single tile) */
+    /* the block's first tap by division, the next ones by stepping (perf: this function was
+     * 10-12% of a 64-channel 3x3 forward when each segment list served a single tile) */
     const int tap0 = k0 / IC;
     int ci = k0 - tap0 * IC, kh = tap0 / KW, kw = tap0 - kh * KW;
     for (int k = k0, kend = k0 + kc; k < kend;) {
@@ -125,29 +118,18 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
         if (merge_ok && kw == 0 && ci == 0 && kend - k >= KW * IC) len = KW * IC;
         kn_seg *g = &segs[ns++];
         g->len = len;
-        if (row_run) {
-            const int ih = ih0[0] + kh;
-            if (ih >= 0 && ih < s->IH) {
-                const float *p = img[0] + ((ptrdiff_t)ih * s->IW + iw0[0] + kw) * IC + ci;
-                for (int r = 0; r < KN_MR; r++) g->row[r] = p + r * rstep;
-            } else {
-                for (int r = 0; r < KN_MR; r++) g->row[r] = kn_zeros;
-                g->len = -len;
+        int nz = 0;
+        for (int r = 0; r < KN_MR; r++) {
+            const float *p = kn_zeros;
+            if (r < mr) {
+                const int ih = ih0[r] + kh, iw = iw0[r] + kw;
+                if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
+                    p = img[r] + ((ptrdiff_t)ih * s->IW + iw) * IC + ci;
             }
-        } else {
-            int nz = 0;
-            for (int r = 0; r < KN_MR; r++) {
-                const float *p = kn_zeros;
-                if (r < mr) {
-                    const int ih = ih0[r] + kh, iw = iw0[r] + kw;
-                    if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
-                        p = img[r] + ((ptrdiff_t)ih * s->IW + iw) * IC + ci;
-                }
-                g->row[r] = p;
-                nz |= p != kn_zeros;
-            }
-            if (!nz) g->len = -len;
+            g->row[r] = p;
+            nz |= p != kn_zeros;
         }
+        if (!nz) g->len = -len;
         k += len;
         for (ci += len; ci >= IC; ci -= IC) /* a merged segment steps KW taps */
             if (++kw == KW) kw = 0, kh++;
@@ -156,12 +138,15 @@ static int fwd_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *seg
 }
 
 /* Panel i_to is panel i_from moved along one output row when all the pixels of both lie in
- * that row with their windows inside the image horizontally: fwd_segs then built i_from's list
- * the row-run way, and every pointer moves by the pixels between them. */
+ * that row with their windows inside the image horizontally: a segment's rows then share its
+ * tap's row of x (all inside the image or all zeros, len < 0), and every pointer moves by the
+ * pixels between the panels. (Building the lists per panel was a quarter of vgg conv1_1's
+ * forward, K = 27: three segments a tile.) */
 static ptrdiff_t fwd_shift(const void *ctx, int i_from, int i_to) {
     const conv2d_shape *s = ((const cv_ctx *)ctx)->s;
-    const int OHW = s->OH * s->OW, ow = i_from % OHW % s->OW, last = ow + i_to - i_from + KN_MR - 1;
-    if (last >= s->OW || !xcol_inner(s, ow * s->SW - s->PL) || !xcol_inner(s, last * s->SW - s->PL))
+    const int ow = i_from % (s->OH * s->OW) % s->OW, last = ow + i_to - i_from + KN_MR - 1;
+    if (last >= s->OW || !xcol_inner(s, ow * s->SW - s->PL) ||
+        !xcol_inner(s, last * s->SW - s->PL))
         return KN_NO_SHIFT;
     return (ptrdiff_t)(i_to - i_from) * s->SW * s->IC;
 }

@@ -1,7 +1,8 @@
 /* kernels/conv2d_dxdot.c — the backward-data pass of a convolution with very few input channels
  * (the first layer: IC = 3) as direct dot products over the output channels:
  *
- *     dx[n, ih, iw, c] = sum over taps (kh, kw) reaching (ih, iw) of  dy[n, oh, ow, :] . w[kh, kw, c, :]
+ *     dx[n, ih, iw, c] = sum over the taps (kh, kw) reaching (ih, iw) of
+ *                        dy[n, oh, ow, :] . w[kh, kw, c, :]
  *
  * As a GEMM this pass has N = IC = 3 columns, a sliver of the micro-kernel's 64-wide tile: the
  * col2im formulation it had before (dy . W^T, N = 27, then a scatter) ran at 20% of peak on vgg
@@ -23,14 +24,13 @@
 #endif
 
 /* One vector of KN_VLEN floats: load, fused multiply-add (separate multiply and add in the
- * generic build, like its micro-kernel), horizontal sum. */
+ * generic build, like its micro-kernel), and the horizontal sums (AVX-512: 16 at once). */
 #if defined(KN_ISA_AVX512)
 typedef __m512 dd_vf;
 #define DD_ACCS 24 /* accumulators: 32 zmm less the IC weight vectors, a dy vector, spares */
 static inline dd_vf dd_zero(void) { return _mm512_setzero_ps(); }
 static inline dd_vf dd_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline dd_vf dd_fma(dd_vf a, dd_vf b, dd_vf c) { return _mm512_fmadd_ps(a, b, c); }
-static inline float dd_hsum(dd_vf v) { return _mm512_reduce_add_ps(v); }
 /* The 16 horizontal sums of a[0..16) as one vector, in order: each level adds the halves of two
  * vectors at once (46 shuffles and adds instead of 16 x 8 for one sum at a time; the separate
  * sums were a quarter of vgg conv1_1's pass). */

@@ -522,14 +522,11 @@ static int bwfs_segs(const void *ctx, int i0, int mr, int k0, int kc, kn_seg *se
         kn_seg *g = &segs[ns++];
         int nz = 0;
         for (int r = 0; r < KN_MR; r++) {
-            const float *p = kn_zeros;
-            if (r < mr) {
-                const int ih = px.ih0 + kh[r], iw = px.iw0 + kw[r];
-                if (ih >= 0 && ih < s->IH && iw >= 0 && iw < s->IW)
-                    p = px.img + ((ptrdiff_t)ih * s->IW + iw) * IC + ch[r];
-            }
-            g->row[r] = p;
-            nz |= p != kn_zeros;
+            const float *p = NULL;
+            if (r < mr) /* only where the tap's pixel is; its run does not matter here */
+                (void)xcol_run_at(s, px.img, px.ih0, px.iw0, 0, kh[r], kw[r], ch[r], &p);
+            g->row[r] = p ? p : kn_zeros;
+            nz |= p != NULL;
         }
         g->len = nz ? len : -len;
         k += len;

@@ -129,7 +129,9 @@ static inline __attribute__((always_inline)) void dd_tile(float *dx, const float
                 for (int p = 0; p < P; p++) {
                     if (p >= np || (checked && (ow0 + p < 0 || ow0 + p >= s->OW))) continue;
                     dd_vf d = dd_load(dyp + (ptrdiff_t)p * OC + v);
-                    __asm__("" : "+x"(d));
+                    /* in a register, used CI times: GCC otherwise folds the load into each FMA,
+                     * and the pass ran at 0.7x (three loads of every dy vector) */
+                    __asm__("" : "+v"(d));
 #pragma GCC unroll 4
                     for (int c = 0; c < CI; c++) acc[p][c] = dd_fma(d, wv[c], acc[p][c]);
                 }

@@ -43,20 +43,25 @@ extern const float kn_zeros[KN_KC * KN_ASTEP_MAX];
  * registers (AVX2: 12 + 2 + 1 of 16 ymm), and when GCC keeps alpha and beta in registers too it
  * runs out and spills a B vector to the stack on every k step (a store and six reloads per k,
  * seen in the disassembly; 5-20% of the kernels' GFLOP/s on Sapphire Rapids). */
+/* stream: store C with non-temporal stores (beta == 0, c 64-byte aligned and ldc a multiple
+ * of 16 floats; the engine sets it, see kn_gemm_run), and do not prefetch it. */
 typedef struct kn_uk_epilogue {
     float alpha, beta;
     const float *bias;
+    int stream;
 } kn_uk_epilogue;
 
 /* aoff: floats added to every row pointer of the non-zero segments (a panel that reuses another
  * panel's segment list, see kn_gemm_plan.a_shift). astep: floats between consecutive k of a
  * row (1: contiguous rows). */
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
-                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta,
-                         const float *bias);
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep);
 /* a: packed micro-panel, KN_MR floats per k, kc steps. */
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, float alpha, float beta, const float *bias);
+                       ptrdiff_t ldc, const kn_uk_epilogue *ep);
+/* Order a thread's non-temporal C stores before whatever it does next (sfence); the engine calls
+ * it at the end of a run that streamed, before the threads' barrier. */
+void kn_stream_fence(void);
 
 /* A GEMM described by callbacks. Exactly one of a_segs / a_pack is set. */
 typedef struct kn_gemm_plan {

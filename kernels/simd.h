@@ -19,18 +19,21 @@
 #define KN_MR 6
 #define KN_NR 64
 #define KN_VLEN 16
+#define KN_STREAM_STORES 1
 #elif defined(__AVX2__) && defined(__FMA__)
 #define KN_ISA_AVX2 1
 #define KN_ISA_NAME "avx2"
 #define KN_MR 6
 #define KN_NR 16
 #define KN_VLEN 8
+#define KN_STREAM_STORES 1
 #else
 #define KN_ISA_GENERIC 1
 #define KN_ISA_NAME "generic"
 #define KN_MR 6
 #define KN_NR 8
 #define KN_VLEN 4
+#define KN_STREAM_STORES 0
 #endif
 
 /* Cache blocks: a KC x NC block of packed B and an MC x KC block of A stay in L2; one KC x NR

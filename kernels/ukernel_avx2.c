@@ -22,35 +22,56 @@ UK_INLINE void uk_prefetch_c(const float *c, ptrdiff_t ldc) {
         for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(c + i * ldc + v, 1, 3);
 }
 
-UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
-                        const volatile kn_uk_epilogue *ep) {
-    const float alpha = ep->alpha, beta = ep->beta;
-    const float *bias = ep->bias;
+/* The store phase with its options as arguments, so that each call below with constant options
+ * compiles to a straight run of stores (see ukernel_avx512.c). */
+UK_INLINE void uk_store_as(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha,
+                           float beta, const float *bias, int scale, int add_bias, int accumulate,
+                           int stream) {
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
             __m256 r = acc[i][v];
-            if (alpha != 1.0f) r = _mm256_mul_ps(r, va);
-            if (bias) r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * v));
+            if (scale) r = _mm256_mul_ps(r, va);
+            if (add_bias) r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * v));
             float *cp = c + i * ldc + 8 * v;
-            if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cp), r);
-            _mm256_storeu_ps(cp, r);
+            if (accumulate) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cp), r);
+            if (stream) _mm256_stream_ps(cp, r);
+            else _mm256_storeu_ps(cp, r);
         }
     }
 }
 
+UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
+                        const volatile kn_uk_epilogue *ep) {
+    const float alpha = ep->alpha, beta = ep->beta;
+    const float *bias = ep->bias;
+    const int stream = ep->stream;
+    if (alpha != 1.0f) {
+        uk_store_as(acc, c, ldc, alpha, beta, bias, 1, bias != NULL, beta != 0.0f, stream);
+        return;
+    }
+    switch ((bias != NULL) | (beta != 0.0f) << 1 | (stream != 0) << 2) {
+    case 0: uk_store_as(acc, c, ldc, 1.0f, 0.0f, NULL, 0, 0, 0, 0); break;
+    case 1: uk_store_as(acc, c, ldc, 1.0f, 0.0f, bias, 0, 1, 0, 0); break;
+    case 2: uk_store_as(acc, c, ldc, 1.0f, beta, NULL, 0, 0, 1, 0); break;
+    case 3: uk_store_as(acc, c, ldc, 1.0f, beta, bias, 0, 1, 1, 0); break;
+    case 4: uk_store_as(acc, c, ldc, 1.0f, 0.0f, NULL, 0, 0, 0, 1); break;
+    case 5: uk_store_as(acc, c, ldc, 1.0f, 0.0f, bias, 0, 1, 0, 1); break;
+    default: uk_store_as(acc, c, ldc, 1.0f, beta, bias, 0, bias != NULL, 1, stream); break;
+    }
+}
+
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
-                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta,
-                         const float *bias) {
-    const volatile kn_uk_epilogue ep = {alpha, beta, bias};
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *epilogue) {
+    const volatile kn_uk_epilogue ep = *epilogue;
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
-    uk_prefetch_c(c, ldc);
+    if (!ep.stream) uk_prefetch_c(c, ldc);
     for (int s = 0; s < nseg; s++) {
         if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
             b += (ptrdiff_t)-seg[s].len * ldb;
@@ -77,14 +98,14 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
 }
 
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, float alpha, float beta, const float *bias) {
-    const volatile kn_uk_epilogue ep = {alpha, beta, bias};
+                       ptrdiff_t ldc, const kn_uk_epilogue *epilogue) {
+    const volatile kn_uk_epilogue ep = *epilogue;
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
-    uk_prefetch_c(c, ldc);
+    if (!ep.stream) uk_prefetch_c(c, ldc);
     for (int k = 0; k < kc; k++) {
         __m256 bv[NV];
 #pragma GCC unroll 8
@@ -100,5 +121,7 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
     }
     uk_store(acc, c, ldc, &ep);
 }
+
+void kn_stream_fence(void) { _mm_sfence(); }
 
 #endif

@@ -51,8 +51,7 @@ UK_INLINE void uk_store(v4 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha,
 }
 
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
-                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta,
-                         const float *bias) {
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -81,11 +80,11 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
             b += ldb;
         }
     }
-    uk_store(acc, c, ldc, alpha, beta, bias);
+    uk_store(acc, c, ldc, ep->alpha, ep->beta, ep->bias);
 }
 
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, float alpha, float beta, const float *bias) {
+                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
@@ -105,7 +104,10 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
         a += KN_MR;
         b += ldb;
     }
-    uk_store(acc, c, ldc, alpha, beta, bias);
+    uk_store(acc, c, ldc, ep->alpha, ep->beta, ep->bias);
 }
+
+/* Plain stores only (KN_STREAM_STORES is 0): the engine never sets ep->stream here. */
+void kn_stream_fence(void) {}
 
 #endif

@@ -128,11 +128,16 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
         else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, c, pn->ldc, ep);
         return;
     }
-    const kn_uk_epilogue sums = {1.0f, 0.0f, NULL, 0};
+    const kn_uk_epilogue sums = {1.0f, 0.0f, NULL, 0, ep->b_next};
     if (pn->apanel) kn_ukernel_packed(kc, pn->apanel, bp, ldb, tile, KN_NR, &sums);
     else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, tile, KN_NR, &sums);
     merge_tile(p, pn->crow, i0, j0, pn->mr, nr, tile, ep->beta, ep->bias);
 }
+
+/* Most bytes of the next K block of an in-place B that a thread prefetches into L2. */
+#ifndef KN_PREFETCH_B_BYTES
+#define KN_PREFETCH_B_BYTES (512 << 10)
+#endif
 
 /* Bytes of C from which a GEMM that writes C once stores it non-temporally. */
 #ifndef KN_STREAM_MIN_BYTES
@@ -167,6 +172,13 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     kn_panel pn[KN_MC / KN_MR];
     const int direct = p->b_direct && m1 - m0 <= KN_DIRECT_B_ROWS;
     const int stream = stream_c(p);
+    /* B read in place comes from memory on big layers (dy in the first layers' backward filter:
+     * 411 MB, each row used by a few panels only): the panels of a K block fetch the next
+     * block's rows of their columns into L2 while they compute, when those fit in L2 beside
+     * the rest (not for the wide fully connected layers, where they evicted the current block:
+     * vgg fc6 / fc7 forward 0.76-0.86x) */
+    const int prefetch_b = direct && !p->a_pack &&
+                           (size_t)(n1 - n0) * p->kc * sizeof(float) <= KN_PREFETCH_B_BYTES;
     for (int jc = n0, nc; jc < n1; jc += nc) {
         /* a remainder of at most NC/4 columns joins this block: as a block of its own it would
          * pay for packing (and reading) all of A again for a sliver of the work (the backward
@@ -195,7 +207,7 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                 for (int pc = kb; pc < kend; pc += p->kc) {
                     const int kc = SB_MIN(p->kc, kend - pc);
                     const kn_uk_epilogue ep = {p->alpha, pc == 0 ? p->beta : 1.0f,
-                                               pc == 0 ? p->bias : NULL, stream};
+                                               pc == 0 ? p->bias : NULL, stream, NULL};
                     const float *bblk = w->b + (size_t)(pc - kb) * KN_NR;
                     if (p->a_pack) {
                         p->a_pack(p->actx, w->a, ic, mc, pc, kc);
@@ -235,9 +247,15 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         }
                         kn_uk_epilogue ept = ep;
                         if (ep.bias) ept.bias = ep.bias + jc + jr;
-                        for (int q = 0; q < np; q++)
+                        const int pf = prefetch_b && nr == KN_NR && pc + 2 * kc <= p->K;
+                        for (int q = 0; q < np; q++) {
+                            /* the same columns of the next K block, a 64-byte column strip of
+                             * it per panel */
+                            ept.b_next = pf && q < KN_NR / 16 ? bp + (ptrdiff_t)kc * ldb + 16 * q
+                                                              : NULL;
                             run_tile(p, &pn[q], ic + q * KN_MR, kc, bp, ldb, jc + jr, nr, &ept,
                                      w->tile);
+                        }
                     }
                 }
             }

@@ -38,17 +38,22 @@ extern const float kn_zeros[KN_KC * KN_ASTEP_MAX];
  * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR, j < KN_NR with row
  * stride ldc; beta == 0 never reads C; bias may be NULL. b holds KN_NR floats per k, rows ldb
  * apart: a packed micro-panel (ldb = KN_NR) or B itself. */
-/* The store phase's scalars, which the SIMD micro-kernels park in a volatile local during the k
- * loop: the AVX-512 tile's 24 accumulators, 4 B vectors and a broadcast take 29 of the 32 zmm
- * registers (AVX2: 12 + 2 + 1 of 16 ymm), and when GCC keeps alpha and beta in registers too it
- * runs out and spills a B vector to the stack on every k step (a store and six reloads per k,
- * seen in the disassembly; 5-20% of the kernels' GFLOP/s on Sapphire Rapids). */
-/* stream: store C with non-temporal stores (beta == 0, c 64-byte aligned and ldc a multiple
- * of 16 floats; the engine sets it, see kn_gemm_run), and do not prefetch it. */
+/* What a micro-kernel does besides the FMAs: the store phase's scalars and options, and a
+ * prefetch. The kernels take it by pointer and read it only where they use it. Passed as scalar
+ * arguments, alpha and beta arrived in vector registers and GCC kept them there through the k
+ * loop: with the AVX-512 tile's 24 accumulators, 4 B vectors and a broadcast (29 of 32 zmm) it
+ * then spilled a B vector on every k step (5-20% of the kernels' GFLOP/s on Sapphire Rapids).
+ * Copied whole into a local, the struct became one 32-byte load from the caller's narrower
+ * stores, which the store buffer cannot forward: it waited for every older store to reach L1,
+ * the previous tile's streamed C included (30% of vgg conv1_1's forward time).
+ * stream: store C with non-temporal stores (beta == 0, c 64-byte aligned and ldc a multiple of
+ * 16 floats; the engine sets it, see kn_gemm_run), and do not prefetch it. */
 typedef struct kn_uk_epilogue {
     float alpha, beta;
     const float *bias;
     int stream;
+    const float *b_next; /* one line of these B rows (ldb apart) per k step into L2 (the SIMD
+                          * indirect kernels), or NULL */
 } kn_uk_epilogue;
 
 /* aoff: floats added to every row pointer of the non-zero segments (a panel that reuses another

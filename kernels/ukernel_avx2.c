@@ -44,7 +44,7 @@ UK_INLINE void uk_store_as(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float
 }
 
 UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
-                        const volatile kn_uk_epilogue *ep) {
+                        const kn_uk_epilogue *ep) {
     const float alpha = ep->alpha, beta = ep->beta;
     const float *bias = ep->bias;
     const int stream = ep->stream;
@@ -63,18 +63,15 @@ UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
-                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *epilogue) {
-    const volatile kn_uk_epilogue ep = *epilogue;
-    __m256 acc[KN_MR][NV];
-#pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
-    if (!ep.stream) uk_prefetch_c(c, ldc);
+/* The indirect kernel's k loop over the segments; prefetch_b as in ukernel_avx512.c (one line
+ * of the B rows at bpf per k step into L2). */
+UK_INLINE void uk_segments(__m256 acc[KN_MR][NV], int nseg, const kn_seg *seg, ptrdiff_t aoff,
+                           int astep, const float *b, ptrdiff_t ldb, const float *bpf,
+                           const int prefetch_b) {
     for (int s = 0; s < nseg; s++) {
         if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
             b += (ptrdiff_t)-seg[s].len * ldb;
+            if (prefetch_b) bpf += (ptrdiff_t)-seg[s].len * ldb;
             continue;
         }
         const float *a[KN_MR];
@@ -82,6 +79,10 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
         for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
         for (int k = 0, ko = 0; k < len; k++, ko += astep) {
+            if (prefetch_b) { /* asm: see ukernel_avx512.c */
+                __asm__ volatile("prefetcht1 %0" : : "m"(*bpf));
+                bpf += ldb;
+            }
             __m256 bv[NV];
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
@@ -94,18 +95,29 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
             b += ldb;
         }
     }
-    uk_store(acc, c, ldc, &ep);
 }
 
-void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, const kn_uk_epilogue *epilogue) {
-    const volatile kn_uk_epilogue ep = *epilogue;
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
     __m256 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
-    if (!ep.stream) uk_prefetch_c(c, ldc);
+    if (!ep->stream) uk_prefetch_c(c, ldc);
+    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, 1);
+    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0);
+    uk_store(acc, c, ldc, ep);
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    __m256 acc[KN_MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    if (!ep->stream) uk_prefetch_c(c, ldc);
     for (int k = 0; k < kc; k++) {
         __m256 bv[NV];
 #pragma GCC unroll 8
@@ -119,7 +131,7 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
         a += KN_MR;
         b += ldb;
     }
-    uk_store(acc, c, ldc, &ep);
+    uk_store(acc, c, ldc, ep);
 }
 
 void kn_stream_fence(void) { _mm_sfence(); }

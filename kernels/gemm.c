@@ -134,10 +134,19 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
     merge_tile(p, pn->crow, i0, j0, pn->mr, nr, tile, ep->beta, ep->bias);
 }
 
-/* Most bytes of the next K block of an in-place B that a thread prefetches into L2. */
 #ifndef KN_PREFETCH_B_BYTES
 #define KN_PREFETCH_B_BYTES (512 << 10)
 #endif
+
+/* With B read in place (one MC block: few rows), the full B panel the engine runs after the
+ * one at K block pc, columns jc + jr of the NC block [jc, jc + nc): the next panel of the block,
+ * or the first one of the next K block; NULL when that is the ragged last panel (packed) or has
+ * fewer than kc rows (the micro-tiles prefetch kc rows). */
+static const float *next_b_panel(const kn_gemm_plan *p, int pc, int kc, int jc, int jr, int nc) {
+    if (jr + 2 * KN_NR <= nc) return p->b_direct + (ptrdiff_t)pc * p->b_ld + jc + jr + KN_NR;
+    if (pc + 2 * kc <= p->K && nc >= KN_NR) return p->b_direct + (ptrdiff_t)(pc + kc) * p->b_ld + jc;
+    return NULL;
+}
 
 /* Bytes of C from which a GEMM that writes C once stores it non-temporally. */
 #ifndef KN_STREAM_MIN_BYTES
@@ -172,11 +181,18 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     kn_panel pn[KN_MC / KN_MR];
     const int direct = p->b_direct && m1 - m0 <= KN_DIRECT_B_ROWS;
     const int stream = stream_c(p);
-    /* B read in place comes from memory on big layers (dy in the first layers' backward filter:
-     * 411 MB, each row used by a few panels only): the panels of a K block fetch the next
-     * block's rows of their columns into L2 while they compute, when those fit in L2 beside
-     * the rest (not for the wide fully connected layers, where they evicted the current block:
-     * vgg fc6 / fc7 forward 0.76-0.86x) */
+    /* One K block into a C that is read (the fully connected layers' backward filter: dW +=
+     * X^T dY with K = the batch): C is the traffic, so its tiles go along the rows, each row
+     * read and written as one stream across the whole width (packed B, all panels, from L2).
+     * Panel by panel down the columns, each tile's C rows were on other pages and arrived late:
+     * vgg fc7's backward filter 1.15-1.36x. (With beta == 0 this order measured 0.94-1.09.) */
+    const int rows_outer = !direct && p->K <= p->kc && p->beta != 0.0f;
+    /* B read in place comes from memory on big layers, a few micro-tiles per panel: the
+     * micro-tiles of a B panel fetch the next panel into L2 while they compute (next_b_panel).
+     * vgg conv1_1's backward filter (dy: 411 MB, one panel wide) 1.18-1.24x, fc8 and logits
+     * forward (4 KB rows) 1.09-1.28x. Not when the thread's columns of a K block exceed
+     * KN_PREFETCH_B_BYTES: fc6 / fc7 forward (16 KB rows, 1 MB a block) measured 0.80-0.86x
+     * with it, next panel or next K block alike. */
     const int prefetch_b = direct && !p->a_pack &&
                            (size_t)(n1 - n0) * p->kc * sizeof(float) <= KN_PREFETCH_B_BYTES;
     for (int jc = n0, nc; jc < n1; jc += nc) {
@@ -185,6 +201,9 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
          * filter of a 64-channel 3x3 conv as dW^T: N = 576, whose last 64 columns were a second
          * pass over A) */
         nc = n1 - jc <= KN_NC + KN_NC / 4 ? n1 - jc : KN_NC;
+        if (rows_outer && (size_t)p->kc * ((n1 - jc + KN_NR - 1) / KN_NR * KN_NR) <=
+                              (size_t)KN_KB * KN_NC)
+            nc = n1 - jc; /* all of B's columns in the buffer: C rows in one stream */
         const int npanel = (nc + KN_NR - 1) / KN_NR, tail = nc % KN_NR;
         /* K rows per packed chunk, whole KC blocks: as many as the KB x NC buffer holds at this
          * block's width, so a narrow B (N = 64: vgg's conv1_2, resnet's 64-channel layers) is
@@ -235,6 +254,18 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                             anchor = p->a_shift && pn[q].mr == KN_MR ? q : -1;
                         }
                     }
+                    if (rows_outer) { /* B packed (not direct), one K block */
+                        for (int q = 0; q < np; q++)
+                            for (int jr = 0; jr < nc; jr += KN_NR) {
+                                const int nr = SB_MIN(KN_NR, nc - jr);
+                                const float *bp = bblk + (size_t)(jr / KN_NR) * krows * KN_NR;
+                                kn_uk_epilogue ept = ep;
+                                if (ep.bias) ept.bias = ep.bias + jc + jr;
+                                run_tile(p, &pn[q], ic + q * KN_MR, kc, bp, KN_NR, jc + jr, nr,
+                                         &ept, w->tile);
+                            }
+                        continue;
+                    }
                     for (int jr = 0; jr < nc; jr += KN_NR) {
                         const int nr = SB_MIN(KN_NR, nc - jr);
                         const float *bp = bblk + (size_t)(jr / KN_NR) * krows * KN_NR;
@@ -247,12 +278,11 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         }
                         kn_uk_epilogue ept = ep;
                         if (ep.bias) ept.bias = ep.bias + jc + jr;
-                        const int pf = prefetch_b && nr == KN_NR && pc + 2 * kc <= p->K;
+                        const float *bnext =
+                            prefetch_b && nr == KN_NR ? next_b_panel(p, pc, kc, jc, jr, nc) : NULL;
                         for (int q = 0; q < np; q++) {
-                            /* the same columns of the next K block, a 64-byte column strip of
-                             * it per panel */
-                            ept.b_next = pf && q < KN_NR / 16 ? bp + (ptrdiff_t)kc * ldb + 16 * q
-                                                              : NULL;
+                            /* a 64-byte column strip of it per micro-tile */
+                            ept.b_next = bnext && q < KN_NR / 16 ? bnext + 16 * q : NULL;
                             run_tile(p, &pn[q], ic + q * KN_MR, kc, bp, ldb, jc + jr, nr, &ept,
                                      w->tile);
                         }

@@ -104,6 +104,10 @@ static void test_sgemm_alpha_beta_nan_pad(void **state) {
     bad += check_sgemm(0, 0, 50, 576, 1100, 1.0f, 0.5f, 0, 0);
     bad += check_sgemm(1, 1, 50, 640, 700, 1.0f, 0.0f, 0, 1);
     bad += check_sgemm(0, 1, 20, 641, 300, 1.0f, 1.0f, 0, 0);
+    /* one K block into a C that is read (the fully connected backward filter): tiles along the
+     * rows, each thread's rows across all 1100 columns at once (enough rows that the threads
+     * split M), with a ragged last panel */
+    for (int t = 0; t < 4; t++) bad += check_sgemm(t & 1, t >> 1, 1500, 1100, 32, 1.0f, 0.5f, 2, 0);
     assert_int_equal(bad, 0);
 }
 

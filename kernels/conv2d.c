@@ -276,13 +276,7 @@ static void bwd_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int n
             const int kh = c->kh0 + a * s->SH, kw = c->kw0 + (t - a * c->nkw) * s->SW;
             const int run = SB_MIN(OC - oc, kend - k);
             const float *src = c->w + ((ptrdiff_t)(kh * s->KW + kw) * IC + j0 + jp) * OC + oc;
-            float *d = dst + (size_t)(k - k0) * KN_NR;
-            for (int j = 0; j < nr; j++) {
-                const float *sj = src + (ptrdiff_t)j * OC;
-                for (int q = 0; q < run; q++) d[(size_t)q * KN_NR + j] = sj[q];
-            }
-            for (int j = nr; j < KN_NR; j++)
-                for (int q = 0; q < run; q++) d[(size_t)q * KN_NR + j] = 0.0f;
+            kn_pack_b_cols(dst + (size_t)(k - k0) * KN_NR, src, OC, run, nr);
             k += run;
         }
         dst += (size_t)kc * KN_NR;

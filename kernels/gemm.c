@@ -414,36 +414,41 @@ static inline void transpose16(v16 r[16]) {
 #undef TR_ROUND
 }
 
-/* B stored (N, K): B(k, j) = B[j*ldb + k]. A transpose in 16 x 16 tiles through registers:
- * 16 source rows are read 16 k at a time (16 streams, each row in order) and written as 16
- * panel rows of 16 floats. (Element by element this packing took three quarters of the fully
- * connected layers' backward-data pass, where each packed element meets only 32 rows of A.) */
+/* One micro-panel from a B stored by columns, B(k, j) = src[j*ld + k]: a transpose in 16 x 16
+ * tiles through registers. 16 source rows are read 16 k at a time (16 streams, each row in
+ * order) and written as 16 panel rows of 16 floats. (Element by element this packing took three
+ * quarters of the fully connected layers' backward-data pass, where each packed element meets
+ * only 32 rows of A, and a sixth of resnet's 1x1 backward-data passes.) */
+void kn_pack_b_cols(float *dst, const float *src, ptrdiff_t ld, int kc, int nr) {
+    int j = 0;
+    for (; j + 16 <= nr; j += 16) {
+        int k = 0;
+        for (; k + 16 <= kc; k += 16) {
+            v16 r[16];
+            for (int t = 0; t < 16; t++)
+                memcpy(&r[t], src + (ptrdiff_t)(j + t) * ld + k, sizeof(v16));
+            transpose16(r);
+            for (int t = 0; t < 16; t++)
+                memcpy(dst + (size_t)(k + t) * KN_NR + j, &r[t], sizeof(v16));
+        }
+        for (; k < kc; k++)
+            for (int t = 0; t < 16; t++)
+                dst[(size_t)k * KN_NR + j + t] = src[(ptrdiff_t)(j + t) * ld + k];
+    }
+    for (; j < nr; j++) {
+        const float *sj = src + (ptrdiff_t)j * ld;
+        for (int k = 0; k < kc; k++) dst[(size_t)k * KN_NR + j] = sj[k];
+    }
+    if (nr < KN_NR)
+        for (int k = 0; k < kc; k++) kn_zero_floats(dst + (size_t)k * KN_NR + nr, KN_NR - nr);
+}
+
+/* B stored (N, K): B(k, j) = B[j*ldb + k]. */
 static void sg_b_pack_t(const void *ctx, float *dst, int k0, int kc, int j0, int nc) {
     const sg_ctx *g = ctx;
     for (int jp = 0; jp < nc; jp += KN_NR) {
         const int nr = SB_MIN(KN_NR, nc - jp);
-        const float *src = g->B + (ptrdiff_t)(j0 + jp) * g->ldb + k0;
-        int j = 0;
-        for (; j + 16 <= nr; j += 16) {
-            int k = 0;
-            for (; k + 16 <= kc; k += 16) {
-                v16 r[16];
-                for (int t = 0; t < 16; t++)
-                    memcpy(&r[t], src + (ptrdiff_t)(j + t) * g->ldb + k, sizeof(v16));
-                transpose16(r);
-                for (int t = 0; t < 16; t++)
-                    memcpy(dst + (size_t)(k + t) * KN_NR + j, &r[t], sizeof(v16));
-            }
-            for (; k < kc; k++)
-                for (int t = 0; t < 16; t++)
-                    dst[(size_t)k * KN_NR + j + t] = src[(ptrdiff_t)(j + t) * g->ldb + k];
-        }
-        for (; j < nr; j++) {
-            const float *sj = src + (ptrdiff_t)j * g->ldb;
-            for (int k = 0; k < kc; k++) dst[(size_t)k * KN_NR + j] = sj[k];
-        }
-        if (nr < KN_NR)
-            for (int k = 0; k < kc; k++) kn_zero_floats(dst + (size_t)k * KN_NR + nr, KN_NR - nr);
+        kn_pack_b_cols(dst, g->B + (ptrdiff_t)(j0 + jp) * g->ldb + k0, g->ldb, kc, nr);
         dst += (size_t)kc * KN_NR;
     }
 }

@@ -142,6 +142,10 @@ void kn_sgemm_plan(kn_gemm_plan *p, kn_sgemm_ctx *g, int trans_a, int trans_b, i
 /* Pack B(k, j) = B[k*ldb + j] (row-major, unit column stride) for a kn_gemm_plan b_pack. */
 void kn_pack_b_rows(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int j0, int nc);
 
+/* One micro-panel (kc rows of KN_NR floats, columns >= nr zero) from a B stored by columns:
+ * B(k, j) = src[j*ld + k] (a transpose, in 16 x 16 register tiles). */
+void kn_pack_b_cols(float *dst, const float *src, ptrdiff_t ld, int kc, int nr);
+
 /* C rows [i0, i1) of width N: *= beta (beta == 0 writes zeros, NaNs included). */
 void kn_scale_rows(float *C, int ldc, int i0, int i1, int N, float beta);
 

@@ -11,10 +11,10 @@
  * Timing: one warm-up call, then --reps timed calls, or more for a short pass: as many as fill
  * KN_BENCH_MIN_SECONDS (0.05 s) by the warm-up's time, at most 64 (a fully connected pass takes
  * about 1 ms, and three samples of it moved by a third from run to run); the table shows the
- * best (least disturbed by other processes), the CSV has best and median. OpenBLAS times only the GEMM (no
- * im2col, which favours it), and for very tall GEMMs on a leading slice of at most 16M A
- * elements: its rate does not depend on M at those sizes, and a full im2col of vgg_16 conv1_2
- * would need 3.7 GB.
+ * best (least disturbed by other processes), the CSV has best and median. OpenBLAS times only
+ * the GEMM (no im2col, which favours it), and for very tall GEMMs on a leading slice of at most
+ * 16M A elements: its rate does not depend on M at those sizes, and a full im2col of vgg_16
+ * conv1_2 would need 3.7 GB.
  */
 #include <cblas.h>
 #include <math.h>

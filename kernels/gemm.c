@@ -159,7 +159,8 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
  * fewer than kc rows (the micro-tiles prefetch kc rows). */
 static const float *next_b_panel(const kn_gemm_plan *p, int pc, int kc, int jc, int jr, int nc) {
     if (jr + 2 * KN_NR <= nc) return p->b_direct + (ptrdiff_t)pc * p->b_ld + jc + jr + KN_NR;
-    if (pc + 2 * kc <= p->K && nc >= KN_NR) return p->b_direct + (ptrdiff_t)(pc + kc) * p->b_ld + jc;
+    if (pc + 2 * kc <= p->K && nc >= KN_NR)
+        return p->b_direct + (ptrdiff_t)(pc + kc) * p->b_ld + jc;
     return NULL;
 }
 

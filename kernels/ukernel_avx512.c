@@ -32,10 +32,7 @@ UK_INLINE void uk_prefetch_seg(const kn_seg *g, ptrdiff_t aoff, int astep) {
         for (int k = 0; k < len; k += 16) __builtin_prefetch(g->row[i] + aoff + k, 0, 3);
 }
 
-/* The store phase with its options as arguments, so that each call below with constant options
- * compiles to a straight run of stores: with the tests inside the unrolled loop GCC kept four
- * compares and branches per vector (about 100 instructions per tile), a third of the kernel's
- * time outside the k loop when K is small (vgg conv1_1, K = 27). */
+/* The store phase with its options as arguments (see KN_UK_STORE_DISPATCH). */
 UK_INLINE void uk_store_as(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float alpha,
                            float beta, const float *bias, int scale, int add_bias, int accumulate,
                            int stream) {
@@ -57,22 +54,7 @@ UK_INLINE void uk_store_as(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc, float
 
 UK_INLINE void uk_store(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
                         const kn_uk_epilogue *ep) {
-    const float alpha = ep->alpha, beta = ep->beta;
-    const float *bias = ep->bias;
-    const int stream = ep->stream;
-    if (alpha != 1.0f) {
-        uk_store_as(acc, c, ldc, alpha, beta, bias, 1, bias != NULL, beta != 0.0f, stream);
-        return;
-    }
-    switch ((bias != NULL) | (beta != 0.0f) << 1 | (stream != 0) << 2) {
-    case 0: uk_store_as(acc, c, ldc, 1.0f, 0.0f, NULL, 0, 0, 0, 0); break;
-    case 1: uk_store_as(acc, c, ldc, 1.0f, 0.0f, bias, 0, 1, 0, 0); break;
-    case 2: uk_store_as(acc, c, ldc, 1.0f, beta, NULL, 0, 0, 1, 0); break;
-    case 3: uk_store_as(acc, c, ldc, 1.0f, beta, bias, 0, 1, 1, 0); break;
-    case 4: uk_store_as(acc, c, ldc, 1.0f, 0.0f, NULL, 0, 0, 0, 1); break;
-    case 5: uk_store_as(acc, c, ldc, 1.0f, 0.0f, bias, 0, 1, 0, 1); break;
-    default: uk_store_as(acc, c, ldc, 1.0f, beta, bias, 0, bias != NULL, 1, stream); break;
-    }
+    KN_UK_STORE_DISPATCH(uk_store_as, acc, c, ldc, ep);
 }
 
 /* The indirect kernel's k loop over the segments. prefetch_b (a constant at each call, so the
@@ -114,14 +96,20 @@ UK_INLINE void uk_segments(__m512 acc[KN_MR][NV], int nseg, const kn_seg *seg, p
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
-                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    __m512 acc[KN_MR][NV];
+/* Both kernels start alike: zero accumulators, and C on its way unless it is streamed. */
+UK_INLINE void uk_begin(__m512 acc[KN_MR][NV], const float *c, ptrdiff_t ldc,
+                        const kn_uk_epilogue *ep) {
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
     if (!ep->stream) uk_prefetch_c(c, ldc);
+}
+
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    __m512 acc[KN_MR][NV];
+    uk_begin(acc, c, ldc, ep);
     if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, 1);
     else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0);
     uk_store(acc, c, ldc, ep);
@@ -130,11 +118,7 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
                        ptrdiff_t ldc, const kn_uk_epilogue *ep) {
     __m512 acc[KN_MR][NV];
-#pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
-    if (!ep->stream) uk_prefetch_c(c, ldc);
+    uk_begin(acc, c, ldc, ep);
     for (int k = 0; k < kc; k++) {
         __m512 bv[NV];
 #pragma GCC unroll 8

@@ -578,6 +578,12 @@ static void bwf2_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
     }
 }
 
+/* X_col is x itself: a 1x1 convolution, stride 1, no padding. */
+static int xcol_is_x(const conv2d_shape *s) {
+    return s->KH == 1 && s->KW == 1 && s->SH == 1 && s->SW == 1 && s->PT == 0 && s->PL == 0 &&
+           s->OH == s->IH && s->OW == s->IW;
+}
+
 /* How the backward-filter pass splits work over nth threads. */
 typedef struct bwf_mode {
     int split_reduction; /* 1: per-thread partials over pixel ranges; 0: threads split dW */
@@ -650,6 +656,7 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                 if (mode.orient2) {
                     p.M = OC, p.N = Kp, p.a_pack = bwf2_apack, p.b_pack = bwf2_bpack;
                     p.ldc = Kp;
+                    if (xcol_is_x(s)) p.b_direct = x + c.pbase * s->IC, p.b_ld = s->IC;
                 } else {
                     p.M = Kp, p.N = OC, p.b_pack = bwf1_bpack;
                     if (mode.x_strided) p.a_segs = bwfs_segs, p.a_step = s->IC * s->SW;

@@ -195,7 +195,12 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     SB_ASSERT((p->a_segs != NULL) != (p->a_pack != NULL));
     SB_ASSERT(p->a_step <= KN_ASTEP_MAX);
     kn_panel pn[KN_MC / KN_MR];
-    const int direct = p->b_direct && m1 - m0 <= KN_DIRECT_B_ROWS;
+    /* B read in place: with few rows (packing would cost about as much as the tiles that reuse
+     * each panel), or when B is a single micro-panel already (N <= NR, rows NR floats apart:
+     * 64-channel 1x1 layers' x or dy in the backward filter, which was packed as a copy of
+     * itself) */
+    const int direct = p->b_direct &&
+                       (m1 - m0 <= KN_DIRECT_B_ROWS || (p->b_ld == KN_NR && n1 - n0 == KN_NR));
     const int stream = stream_c(p);
     /* One K block into a C that is read (the fully connected layers' backward filter: dW +=
      * X^T dY with K = the batch): C is the traffic, so its tiles go along the rows, each row

@@ -578,6 +578,17 @@ static void bwf2_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
     }
 }
 
+/* kn_gemm_plan.b_src of the two orientations: dy's rows, and x's when X_col is x. */
+static const float *bwf1_bsrc(const void *ctx, int k0) {
+    const cv_ctx *c = ctx;
+    return c->dy + (c->pbase + k0) * c->s->OC;
+}
+
+static const float *bwf2_bsrc(const void *ctx, int k0) {
+    const cv_ctx *c = ctx;
+    return c->x + (c->pbase + k0) * c->s->IC;
+}
+
 /* X_col is x itself: a 1x1 convolution, stride 1, no padding. */
 static int xcol_is_x(const conv2d_shape *s) {
     return s->KH == 1 && s->KW == 1 && s->SH == 1 && s->SW == 1 && s->PT == 0 && s->PL == 0 &&
@@ -656,12 +667,16 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                 if (mode.orient2) {
                     p.M = OC, p.N = Kp, p.a_pack = bwf2_apack, p.b_pack = bwf2_bpack;
                     p.ldc = Kp;
-                    if (xcol_is_x(s)) p.b_direct = x + c.pbase * s->IC, p.b_ld = s->IC;
+                    if (xcol_is_x(s)) {
+                        p.b_direct = x + c.pbase * s->IC, p.b_ld = s->IC;
+                        p.b_src = bwf2_bsrc, p.b_src_ld = s->IC;
+                    }
                 } else {
                     p.M = Kp, p.N = OC, p.b_pack = bwf1_bpack;
                     if (mode.x_strided) p.a_segs = bwfs_segs, p.a_step = s->IC * s->SW;
                     else p.a_pack = bwf1_apack;
                     p.b_direct = dy + c.pbase * OC, p.b_ld = OC;
+                    p.b_src = bwf1_bsrc, p.b_src_ld = OC;
                     p.ldc = OC;
                 }
                 kn_gemm_run(&p, 0, p.M, 0, p.N, &tw);
@@ -675,8 +690,8 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
         } else {
             kn_gemm_plan p = {.M = Kp, .N = OC, .K = (int)P, .kc = kn_pick_kc((int)P, 1),
                               .a_pack = bwf1_apack, .actx = &c, .b_pack = bwf1_bpack,
-                              .bctx = &c, .b_direct = dy, .b_ld = OC, .c = dw, .ldc = OC,
-                              .alpha = 1.0f, .beta = 1.0f};
+                              .bctx = &c, .b_direct = dy, .b_ld = OC, .b_src = bwf1_bsrc,
+                              .b_src_ld = OC, .c = dw, .ldc = OC, .alpha = 1.0f, .beta = 1.0f};
             kn_gemm_run_split(&p, ith, nth, &tw);
         }
         if (db) {

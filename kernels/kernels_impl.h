@@ -52,8 +52,9 @@ typedef struct kn_uk_epilogue {
     float alpha, beta;
     const float *bias;
     int stream;
-    const float *b_next; /* one line of these B rows (ldb apart) per k step into L2 (the SIMD
-                          * indirect kernels), or NULL */
+    const float *b_next; /* one line per k step into L2 (the SIMD kernels), lines b_next_ld
+                          * floats apart, or NULL */
+    ptrdiff_t b_next_ld;
 } kn_uk_epilogue;
 
 /* The SIMD kernels' store phase: STORE_AS(acc, c, ldc, alpha, beta, bias, scale, add_bias,
@@ -124,6 +125,11 @@ typedef struct kn_gemm_plan {
      * rows the engine then reads full B panels in place instead of packing them. */
     const float *b_direct;
     ptrdiff_t b_ld;
+    /* Optional, with packed B: the rows B packs from are contiguous in memory, b_src_ld floats
+     * each, row k0's first at b_src(bctx, k0) (a 1x1 convolution's x). The engine then packs
+     * one K block at a time and has the micro-tiles prefetch the next block's rows. */
+    const float *(*b_src)(const void *ctx, int k0);
+    int b_src_ld;
     /* C: element (i, j) at c_row(cctx, i)[j] when c_row is set, else c[i*ldc + j], or
      * c[j*ldc + i] when c_trans. */
     float *(*c_row)(const void *ctx, int i);

@@ -51,11 +51,11 @@ UK_INLINE void uk_store(__m256 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
  * of the B rows at bpf per k step into L2). */
 UK_INLINE void uk_segments(__m256 acc[KN_MR][NV], int nseg, const kn_seg *seg, ptrdiff_t aoff,
                            int astep, const float *b, ptrdiff_t ldb, const float *bpf,
-                           const int prefetch_b) {
+                           ptrdiff_t bpf_ld, const int prefetch_b) {
     for (int s = 0; s < nseg; s++) {
         if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
             b += (ptrdiff_t)-seg[s].len * ldb;
-            if (prefetch_b) bpf += (ptrdiff_t)-seg[s].len * ldb;
+            if (prefetch_b) bpf += (ptrdiff_t)-seg[s].len * bpf_ld;
             continue;
         }
         const float *a[KN_MR];
@@ -65,7 +65,7 @@ UK_INLINE void uk_segments(__m256 acc[KN_MR][NV], int nseg, const kn_seg *seg, p
         for (int k = 0, ko = 0; k < len; k++, ko += astep) {
             if (prefetch_b) { /* asm: see ukernel_avx512.c */
                 __asm__ volatile("prefetcht1 %0" : : "m"(*bpf));
-                bpf += ldb;
+                bpf += bpf_ld;
             }
             __m256 bv[NV];
 #pragma GCC unroll 8
@@ -95,16 +95,20 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
                          ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
     __m256 acc[KN_MR][NV];
     uk_begin(acc, c, ldc, ep);
-    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, 1);
-    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0);
+    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, ep->b_next_ld, 1);
+    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0, 0);
     uk_store(acc, c, ldc, ep);
 }
 
-void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    __m256 acc[KN_MR][NV];
-    uk_begin(acc, c, ldc, ep);
+/* The packed kernel's k loop; prefetch_b as in uk_segments. */
+UK_INLINE void uk_kloop_packed(__m256 acc[KN_MR][NV], int kc, const float *a, const float *b,
+                               ptrdiff_t ldb, const float *bpf, ptrdiff_t bpf_ld,
+                               const int prefetch_b) {
     for (int k = 0; k < kc; k++) {
+        if (prefetch_b) { /* asm: see ukernel_avx512.c */
+            __asm__ volatile("prefetcht1 %0" : : "m"(*bpf));
+            bpf += bpf_ld;
+        }
         __m256 bv[NV];
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
@@ -117,6 +121,14 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
         a += KN_MR;
         b += ldb;
     }
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    __m256 acc[KN_MR][NV];
+    uk_begin(acc, c, ldc, ep);
+    if (ep->b_next) uk_kloop_packed(acc, kc, a, b, ldb, ep->b_next, ep->b_next_ld, 1);
+    else uk_kloop_packed(acc, kc, a, b, ldb, NULL, 0, 0);
     uk_store(acc, c, ldc, ep);
 }
 

@@ -62,11 +62,11 @@ UK_INLINE void uk_store(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
  * kn_uk_epilogue.b_next). */
 UK_INLINE void uk_segments(__m512 acc[KN_MR][NV], int nseg, const kn_seg *seg, ptrdiff_t aoff,
                            int astep, const float *b, ptrdiff_t ldb, const float *bpf,
-                           const int prefetch_b) {
+                           ptrdiff_t bpf_ld, const int prefetch_b) {
     for (int s = 0; s < nseg; s++) {
         if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
             b += (ptrdiff_t)-seg[s].len * ldb;
-            if (prefetch_b) bpf += (ptrdiff_t)-seg[s].len * ldb;
+            if (prefetch_b) bpf += (ptrdiff_t)-seg[s].len * bpf_ld;
             continue;
         }
         const float *a[KN_MR];
@@ -80,7 +80,7 @@ UK_INLINE void uk_segments(__m512 acc[KN_MR][NV], int nseg, const kn_seg *seg, p
                  * prefetch on every k step of both variants, from NULL when there was none
                  * (page walks to nowhere: conv1_1 forward 0.89x) */
                 __asm__ volatile("prefetcht1 %0" : : "m"(*bpf));
-                bpf += ldb;
+                bpf += bpf_ld;
             }
             __m512 bv[NV];
 #pragma GCC unroll 8
@@ -110,16 +110,20 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
                          ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
     __m512 acc[KN_MR][NV];
     uk_begin(acc, c, ldc, ep);
-    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, 1);
-    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0);
+    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, ep->b_next_ld, 1);
+    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0, 0);
     uk_store(acc, c, ldc, ep);
 }
 
-void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    __m512 acc[KN_MR][NV];
-    uk_begin(acc, c, ldc, ep);
+/* The packed kernel's k loop; prefetch_b as in uk_segments. */
+UK_INLINE void uk_kloop_packed(__m512 acc[KN_MR][NV], int kc, const float *a, const float *b,
+                               ptrdiff_t ldb, const float *bpf, ptrdiff_t bpf_ld,
+                               const int prefetch_b) {
     for (int k = 0; k < kc; k++) {
+        if (prefetch_b) { /* asm: see uk_segments */
+            __asm__ volatile("prefetcht1 %0" : : "m"(*bpf));
+            bpf += bpf_ld;
+        }
         __m512 bv[NV];
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
@@ -132,6 +136,14 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
         a += KN_MR;
         b += ldb;
     }
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    __m512 acc[KN_MR][NV];
+    uk_begin(acc, c, ldc, ep);
+    if (ep->b_next) uk_kloop_packed(acc, kc, a, b, ldb, ep->b_next, ep->b_next_ld, 1);
+    else uk_kloop_packed(acc, kc, a, b, ldb, NULL, 0, 0);
     uk_store(acc, c, ldc, ep);
 }
 

@@ -122,12 +122,14 @@ typedef struct kn_gemm_plan {
     void (*b_pack)(const void *ctx, float *dst, int k0, int kc, int j0, int nc);
     const void *bctx;
     /* Optional: B is also plain row-major, B(k, j) = b_direct[k*b_ld + j]. When a thread has few
-     * rows the engine then reads full B panels in place instead of packing them. */
+     * rows, or B is a single micro-panel already (N = KN_NR = b_ld), the engine then reads full
+     * B panels in place instead of packing them. */
     const float *b_direct;
     ptrdiff_t b_ld;
     /* Optional, with packed B: the rows B packs from are contiguous in memory, b_src_ld floats
-     * each, row k0's first at b_src(bctx, k0) (a 1x1 convolution's x). The engine then packs
-     * one K block at a time and has the micro-tiles prefetch the next block's rows. */
+     * each, row k0's first at b_src(bctx, k0) (the backward filter's dy, or a 1x1
+     * convolution's x). With one MC block the engine then packs one K block at a time and has
+     * the micro-tiles prefetch the next block's rows. */
     const float *(*b_src)(const void *ctx, int k0);
     int b_src_ld;
     /* C: element (i, j) at c_row(cctx, i)[j] when c_row is set, else c[i*ldc + j], or

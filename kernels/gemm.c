@@ -226,15 +226,16 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                               (size_t)KN_KB * KN_NC)
             nc = n1 - jc; /* all of B's columns in the buffer: C rows in one stream */
         const int npanel = (nc + KN_NR - 1) / KN_NR, tail = nc % KN_NR;
-        /* K rows per packed chunk, whole KC blocks: as many as the KB x NC buffer holds at this
-         * block's width, so a narrow B (N = 64: vgg's conv1_2, resnet's 64-channel layers) is
-         * packed whole and each C block is finished in one visit instead of one per 512 rows */
         /* B packed from contiguous rows (b_src) with one MC block: pack one K block at a time
          * (C stays in L2 anyway) and prefetch the next block's rows while this one runs. The
          * backward filter's packed B (dy, or x for 1x1 layers) came from memory in bursts, the
          * hardware prefetchers idle during the FMAs in between: resnet block1/unit_2/conv1
          * 1.21x, block1/unit_1/shortcut 1.15x, block2/unit_1/conv3 1.10x. */
         const int src_pf = p->b_src && !direct && nc == p->N && m1 - m0 <= KN_MC;
+        /* Otherwise K rows per packed chunk, whole KC blocks: as many as the KB x NC buffer
+         * holds at this block's width, so a narrow B (N = 64: vgg's conv1_2, resnet's 64-channel
+         * layers) is packed whole and each C block is finished in one visit instead of one per
+         * 512 rows */
         const int chunk =
             src_pf ? p->kc : SB_MAX(KN_KB * KN_NC / (npanel * KN_NR) / p->kc, 1) * p->kc;
         SB_DASSERT((size_t)chunk * npanel * KN_NR <= (size_t)KN_KB * KN_NC);

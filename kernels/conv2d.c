@@ -557,6 +557,21 @@ static void bwf2_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
     const int npanel = (nc + KN_NR - 1) / KN_NR;
     const size_t panel = (size_t)kc * KN_NR;
     pixel_walk px = pixel_walk_start(c, c->pbase + k0);
+    const int tap = j0 / s->IC, ci = j0 - tap * s->IC;
+    if (nc <= KN_NR && ci + nc <= s->IC) {
+        /* one panel inside one tap's channels (64-channel and wider layers, packed panel by
+         * panel): a piece of one pixel of x, or zeros, per k */
+        const int kh = tap / s->KW, kw = tap - kh * s->KW;
+        for (int k = 0; k < kc; k++, pixel_walk_next(&px)) {
+            const float *src;
+            float *d = dst + (size_t)k * KN_NR;
+            (void)xcol_run_at(s, px.img, px.ih0, px.iw0, 0, kh, kw, ci, &src);
+            if (src) kn_copy_floats(d, src, nc);
+            else kn_zero_floats(d, nc);
+            if (nc < KN_NR) kn_zero_floats(d + nc, KN_NR - nc);
+        }
+        return;
+    }
     for (int k = 0; k < kc; k++, pixel_walk_next(&px)) {
         const int inner = xcol_inner(s, px.iw0);
         float *drow = dst + (size_t)k * KN_NR;

@@ -33,6 +33,12 @@
 #ifndef BWF_PREFETCH
 #define BWF_PREFETCH 6
 #endif
+/* Pixels ahead that the backward filter's dy^T packer (orientation 2) prefetches: it deals a
+ * K block's rows out in a burst, so the hardware prefetcher fell behind (1.25-1.28x on resnet's
+ * block1/unit_1/conv1, whose pass reads dy and x from memory). */
+#ifndef BWF2_PREFETCH
+#define BWF2_PREFETCH 32
+#endif
 /* Pixels per float GEMM whose result a small-dW partial adds in double. */
 #ifndef BWF_SUB
 #define BWF_SUB 4096
@@ -542,13 +548,16 @@ static void bwf1_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
 }
 
 /* Orientation 2, A' = dy^T: rows i = oc, k = pixels. Pixel by pixel: each dy row is read once,
- * in order, and dealt out MR floats per panel. */
+ * in order, and dealt out MR floats per panel (rows past the block's end are prefetched for the
+ * next block; a prefetch past dy's end is dropped, not a fault). */
 static void bwf2_apack(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
     const cv_ctx *c = ctx;
     const int OC = c->s->OC;
     const size_t panel = (size_t)kc * KN_MR;
     const float *dy = c->dy + (c->pbase + k0) * OC + i0;
     for (int k = 0; k < kc; k++) {
+        const float *ahead = dy + (ptrdiff_t)(k + BWF2_PREFETCH) * OC;
+        for (int e = 0; e < mc; e += 16) __builtin_prefetch(ahead + e, 0, 3);
         deal_row(dst + (size_t)k * KN_MR, dy + (ptrdiff_t)k * OC, mc, panel);
     }
 }

@@ -435,7 +435,8 @@ static inline int xcol_run(const conv2d_shape *s, const float *img, int ih0, int
     return SB_MIN(xcol_run_at(s, img, ih0, iw0, inner, kh, kw, ci, src), jend - j);
 }
 
-/* X_col[pixel][j0 .. j0+len) into d, prefetching each run's piece of x ahead floats on. */
+/* X_col[pixel][j0 .. j0+len) into d; each piece of x is prefetched ahead floats further on too
+ * (the same piece of a later pixel). */
 static void xcol_copy(const cv_ctx *c, const float *img, int ih0, int iw0, int j0, int len,
                       float *d, ptrdiff_t ahead) {
     const int inner = xcol_inner(c->s, iw0);

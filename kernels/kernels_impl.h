@@ -118,7 +118,9 @@ typedef struct kn_gemm_plan {
     void (*a_pack)(const void *ctx, float *dst, int i0, int mc, int k0, int kc);
     const void *actx;
     /* Packed B: k [k0, k0+kc) x columns [j0, j0+nc) as ceil(nc/NR) micro-panels of kc*NR
-     * floats, element (k, j) at dst[(j/NR)*kc*NR + k*NR + j%NR], columns >= nc zero. */
+     * floats, element (k, j) at dst[(j/NR)*kc*NR + k*NR + j%NR], columns >= nc zero. The engine
+     * asks for a chunk of K blocks at a block's width, or, with one MC block, for one micro-panel
+     * (nc <= NR) of one K block just before its micro-tiles. */
     void (*b_pack)(const void *ctx, float *dst, int k0, int kc, int j0, int nc);
     const void *bctx;
     /* Optional: B is also plain row-major, B(k, j) = b_direct[k*b_ld + j]. When a thread has few

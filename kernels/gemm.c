@@ -248,9 +248,9 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
         for (int kb = 0; kb < p->K; kb += chunk) {
             const int kend = SB_MIN(kb + chunk, p->K);
             /* the chunk in one call: ceil(nc/NR) panels of (kend - kb) x NR, one after the
-             * other (direct: only the ragged last panel), so a packer reads B's rows or columns
-             * in runs of the whole chunk; the micro-panel of KC block pc is rows pc - kb to
-             * pc - kb + kc of its panel */
+             * other (direct: only the ragged last panel; jit_b: none, each panel is packed in
+             * the jr loop), so a packer reads B's rows or columns in runs of the whole chunk;
+             * the micro-panel of KC block pc is rows pc - kb to pc - kb + kc of its panel */
             const int krows = kend - kb;
             if (!direct && !jit_b) p->b_pack(p->bctx, w->b, kb, krows, jc, nc);
             else if (direct && tail)
@@ -327,14 +327,18 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                             prefetch_b && nr == KN_NR ? next_b_panel(p, pc, kc, jc, jr, nc) : NULL;
                         for (int q = 0; q < np; q++) {
                             if (jr == 0 && q + 1 < np) prefetch_panel_a(&pn[q + 1]);
-                            /* a 64-byte column strip of it per micro-tile, or, when the
-                             * panel is contiguous (rows NR floats apart), a quarter of its
-                             * lines in order: a sequence the hardware prefetcher follows on
-                             * (vgg conv1_1's backward filter, dy 411 MB: 1.06-1.08x on Zen 5) */
-                            ept.b_next = bnext && q < KN_NR / 16 ? bnext + 16 * q : NULL;
-                            ept.b_next_ld = ldb;
-                            if (ept.b_next && ldb == KN_NR)
-                                ept.b_next = bnext + (ptrdiff_t)q * kc * 16, ept.b_next_ld = 16;
+                            /* the next panel over the first NR/16 micro-tiles: when it is
+                             * contiguous (rows NR floats apart) a quarter of its lines each,
+                             * in order, a sequence the hardware prefetcher follows on (vgg
+                             * conv1_1's backward filter, dy 411 MB: 1.06-1.08x on Zen 5);
+                             * otherwise a 64-byte column strip each */
+                            ept.b_next = NULL;
+                            if (bnext && q < KN_NR / 16) {
+                                if (p->b_ld == KN_NR)
+                                    ept.b_next = bnext + (ptrdiff_t)q * kc * 16, ept.b_next_ld = 16;
+                                else
+                                    ept.b_next = bnext + 16 * q, ept.b_next_ld = ldb;
+                            }
                             if (src_next && src_line + (ptrdiff_t)kc * 16 <= src_end) {
                                 ept.b_next = src_next + src_line, ept.b_next_ld = 16;
                                 src_line += (ptrdiff_t)kc * 16;

@@ -3,7 +3,8 @@
  *  - forward: y(P, OC) = X_col(P, KH*KW*IC) . W(KH*KW*IC, OC) with P = N*OH*OW. A rows are
  *    pointers into x (one segment per tap and channel run, KW taps merged into one run when IC
  *    is small and the window is inside the image); padded taps point at zeros. A 1x1 stride-1
- *    convolution is thus a plain GEMM on x.
+ *    convolution is thus a plain GEMM on x. Up to 4 input channels (the stems, K = 27 or 147)
+ *    run as direct register-blocked loops instead (conv2d_direct.c).
  *  - backward data: dx = dy (*) W^T as SH*SW "phase" convolutions — the dx pixels with
  *    ih % SH == ph, iw % SW == pw receive exactly the taps kh = ph + PT (mod SH); each phase is
  *    a stride-1 convolution of dy with those taps, so every dx element is written once (no
@@ -179,6 +180,10 @@ static int cv_is_fc(const conv2d_shape *s) {
 void conv2d_forward(float *y, const float *x, const float *w, const float *b,
                     const conv2d_shape *s, void *ws) {
     cv_check(s);
+    if (conv2d_direct_applies(s)) {
+        conv2d_direct(y, x, w, b, s, ws);
+        return;
+    }
     const int K = s->KH * s->KW * s->IC;
     cv_ctx c = {.s = s, .x = x, .w = w};
     kn_gemm_plan p = {.M = s->N * s->OH * s->OW, .N = s->OC, .K = K,

@@ -164,10 +164,6 @@ static const float *next_b_panel(const kn_gemm_plan *p, int pc, int kc, int jc, 
     return NULL;
 }
 
-/* Bytes of C from which a GEMM that writes C once stores it non-temporally. */
-#ifndef KN_STREAM_MIN_BYTES
-#define KN_STREAM_MIN_BYTES (16 << 20)
-#endif
 
 /* Whether the micro-kernel stores this plan's full tiles non-temporally. Only when C is written
  * once, without being read (beta == 0, one K block), is far larger than the caches (the next

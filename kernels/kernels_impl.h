@@ -194,6 +194,19 @@ struct conv2d_shape;
 int conv2d_dxdot_applies(const struct conv2d_shape *s);
 void conv2d_dxdot(float *dx, const float *dy, const float *w, const struct conv2d_shape *s);
 
+/* conv2d_direct.c: the forward pass of a convolution with at most 4 input channels (and OC a
+ * multiple of KN_NR) as direct register-blocked loops; y overwritten. Its scratch is the
+ * engine's per-thread A block (ws as for conv2d_forward). */
+int conv2d_direct_applies(const struct conv2d_shape *s);
+void conv2d_direct(float *y, const float *x, const float *w, const float *b,
+                   const struct conv2d_shape *s, void *ws);
+
+/* Bytes of output from which an op that writes it once, without reading it, stores it
+ * non-temporally (the GEMM engine, conv2d_direct.c). */
+#ifndef KN_STREAM_MIN_BYTES
+#define KN_STREAM_MIN_BYTES (16 << 20)
+#endif
+
 /* threads.c: OpenMP thread count for workspace sizing, and static range splitting. */
 int kn_max_threads(void);
 /* [*lo, *hi) = part ith of [0, n) split into nth nearly equal parts that are multiples of

@@ -254,6 +254,14 @@ static const tail_case tail_cases[] = {
     {1, 5, 50, 8, 70, 5, 5, 1, 1, KN_PADDING_VALID, 0, 0, 0, 0, 1},
     {1, 4, 30, 40, 24, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
     {1, 6, 38, 40, 16, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    /* the direct forward of few-channel inputs (conv2d_direct.c): the resnet stem's explicit
+     * pad 3 at 7x7/2, asymmetric SAME (even size, stride 2), VALID leaving the last input
+     * column unread, one and four channels, rows narrower than a tile, two channel blocks */
+    {2, 11, 20, 3, 64, 7, 7, 2, 2, KN_PADDING_EXPLICIT, 3, 3, 3, 3, 1},
+    {1, 8, 8, 3, 64, 3, 3, 2, 2, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {1, 9, 18, 4, 128, 3, 3, 2, 2, KN_PADDING_VALID, 0, 0, 0, 0, 1},
+    {1, 6, 13, 1, 64, 5, 5, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 0},
+    {3, 5, 4, 2, 64, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1},
     /* y (forward, with bias) and dx (1x1 backward data, K = OC = 32) over the engine's 16 MB
      * threshold for non-temporal C stores */
     {1, 130, 128, 3, 256, 3, 3, 1, 1, KN_PADDING_SAME, 0, 0, 0, 0, 1},

@@ -81,6 +81,8 @@ static const conv_impl conv_impls[] = {
 static const char *const conv_cases[] = {
     "conv_s2_same_odd", "conv_1x1", "conv_1x1_s2",     "conv_7x7_s2",
     "conv_1x7",         "conv_7x1", "conv_valid_tail", "conv_s2_same_even",
+    /* 3 -> 64 channels: the direct forward and the dot-product backward data */
+    "conv_stem_3x3",    "conv_stem_7x7_s2",
 };
 
 static void run_conv_case(const conv_impl *im, const char *cs) {

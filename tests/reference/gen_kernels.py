@@ -76,6 +76,14 @@ CONV_CASES = {
     "conv_s2_same_even": (1, 8, 6, 5, 7, 3, 3, 2, 2, PAD_SAME, 1),
 }
 
+# The stems' shapes (3 input channels, 64 output channels), which the fast forward runs as direct
+# loops (kernels/conv2d_direct.c) and backward data as dot products (conv2d_dxdot.c). Generated
+# after every other case, so that adding them left the earlier files' random draws unchanged.
+CONV_STEM_CASES = {
+    "conv_stem_3x3": (2, 9, 14, 3, 64, 3, 3, 1, 1, PAD_SAME, 1),
+    "conv_stem_7x7_s2": (1, 11, 13, 3, 64, 7, 7, 2, 2, PAD_SAME, 0),
+}
+
 
 def gen_conv(name, p):
     N, IH, IW, IC, OC, KH, KW, SH, SW, pad, has_bias = p
@@ -241,6 +249,8 @@ def main():
     for name, p in XENT_CASES.items():
         gen_xent(name, p)
     gen_fc()
+    for name, p in CONV_STEM_CASES.items():
+        gen_conv(name, p)
 
 
 if __name__ == "__main__":

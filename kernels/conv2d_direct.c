@@ -23,39 +23,7 @@
 #include "core/sb.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
-
-#if defined(KN_ISA_AVX512) || defined(KN_ISA_AVX2)
-#include <immintrin.h>
-#endif
-
-/* One vector of KN_VLEN floats. The generic build multiplies and adds separately, as its
- * micro-kernel does (no FMA in its baseline ISA), and never streams. */
-#if defined(KN_ISA_AVX512)
-typedef __m512 fd_vf;
-static inline fd_vf fd_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline fd_vf fd_set1(float a) { return _mm512_set1_ps(a); }
-static inline fd_vf fd_fma(fd_vf a, fd_vf b, fd_vf c) { return _mm512_fmadd_ps(a, b, c); }
-static inline void fd_store(float *p, fd_vf v) { _mm512_storeu_ps(p, v); }
-static inline void fd_stream(float *p, fd_vf v) { _mm512_stream_ps(p, v); }
-#elif defined(KN_ISA_AVX2)
-typedef __m256 fd_vf;
-static inline fd_vf fd_load(const float *p) { return _mm256_loadu_ps(p); }
-static inline fd_vf fd_set1(float a) { return _mm256_set1_ps(a); }
-static inline fd_vf fd_fma(fd_vf a, fd_vf b, fd_vf c) { return _mm256_fmadd_ps(a, b, c); }
-static inline void fd_store(float *p, fd_vf v) { _mm256_storeu_ps(p, v); }
-static inline void fd_stream(float *p, fd_vf v) { _mm256_stream_ps(p, v); }
-#else
-typedef float fd_vf __attribute__((vector_size(4 * KN_VLEN)));
-static inline fd_vf fd_load(const float *p) {
-    fd_vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline fd_vf fd_set1(float a) { return (fd_vf){0} + a; }
-static inline fd_vf fd_fma(fd_vf a, fd_vf b, fd_vf c) { return a * b + c; }
-static inline void fd_store(float *p, fd_vf v) { memcpy(p, &v, sizeof v); }
-static inline void fd_stream(float *p, fd_vf v) { fd_store(p, v); }
-#endif
+#include "kernels/vec.h"
 
 #define FD_NV (KN_NR / KN_VLEN)
 /* Kernel rows a tile can list (the 7x7 stem needs 7). */
@@ -78,10 +46,10 @@ typedef struct fd_rows {
  * row is kwic = KW * IC floats. */
 FD_INLINE void fd_tile(float *y, ptrdiff_t ldy, const fd_rows *rw, ptrdiff_t off, int rs, int kwic,
                        ptrdiff_t ldw, const float *bias, const int stream) {
-    fd_vf acc[KN_MR][FD_NV];
+    kn_vf acc[KN_MR][FD_NV];
 #pragma GCC unroll 8
     for (int v = 0; v < FD_NV; v++) {
-        const fd_vf b0 = bias ? fd_load(bias + v * KN_VLEN) : fd_set1(0.0f);
+        const kn_vf b0 = bias ? kn_vload(bias + v * KN_VLEN) : kn_vset1(0.0f);
 #pragma GCC unroll 16
         for (int r = 0; r < KN_MR; r++) acc[r][v] = b0;
     }
@@ -94,14 +62,14 @@ FD_INLINE void fd_tile(float *y, ptrdiff_t ldy, const fd_rows *rw, ptrdiff_t off
         for (int r = 0; r < KN_MR; r++) ap[r] = rw->x[g] + off + r * rs;
         const float *b = rw->w[g];
         for (int j = 0; j < kwic; j++, b += ldw) {
-            fd_vf bv[FD_NV];
+            kn_vf bv[FD_NV];
 #pragma GCC unroll 8
-            for (int v = 0; v < FD_NV; v++) bv[v] = fd_load(b + v * KN_VLEN);
+            for (int v = 0; v < FD_NV; v++) bv[v] = kn_vload(b + v * KN_VLEN);
 #pragma GCC unroll 16
             for (int r = 0; r < KN_MR; r++) {
-                const fd_vf ar = fd_set1(ap[r][j]);
+                const kn_vf ar = kn_vset1(ap[r][j]);
 #pragma GCC unroll 8
-                for (int v = 0; v < FD_NV; v++) acc[r][v] = fd_fma(ar, bv[v], acc[r][v]);
+                for (int v = 0; v < FD_NV; v++) acc[r][v] = kn_vfma(ar, bv[v], acc[r][v]);
             }
         }
     }
@@ -109,8 +77,8 @@ FD_INLINE void fd_tile(float *y, ptrdiff_t ldy, const fd_rows *rw, ptrdiff_t off
     for (int r = 0; r < KN_MR; r++)
 #pragma GCC unroll 8
         for (int v = 0; v < FD_NV; v++) {
-            if (stream) fd_stream(y + r * ldy + v * KN_VLEN, acc[r][v]);
-            else fd_store(y + r * ldy + v * KN_VLEN, acc[r][v]);
+            if (stream) kn_vstream(y + r * ldy + v * KN_VLEN, acc[r][v]);
+            else kn_vstore(y + r * ldy + v * KN_VLEN, acc[r][v]);
         }
 }
 

@@ -18,19 +18,12 @@
 #include "core/sb.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
+#include "kernels/vec.h"
 
-#if defined(KN_ISA_AVX512) || defined(KN_ISA_AVX2)
-#include <immintrin.h>
-#endif
-
-/* One vector of KN_VLEN floats: load, fused multiply-add (separate multiply and add in the
- * generic build, like its micro-kernel), and the horizontal sums (AVX-512: 16 at once). */
+/* The horizontal sums of kn_vf vectors (AVX-512: 16 at once), and the accumulators a tile
+ * keeps. */
 #if defined(KN_ISA_AVX512)
-typedef __m512 dd_vf;
 #define DD_ACCS 24 /* accumulators: 32 zmm less the IC weight vectors, a dy vector, spares */
-static inline dd_vf dd_zero(void) { return _mm512_setzero_ps(); }
-static inline dd_vf dd_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline dd_vf dd_fma(dd_vf a, dd_vf b, dd_vf c) { return _mm512_fmadd_ps(a, b, c); }
 /* The 16 horizontal sums of a[0..16) as one vector, in order: each level adds the halves of two
  * vectors at once (46 shuffles and adds instead of 16 x 8 for one sum at a time; the separate
  * sums were a quarter of vgg conv1_1's pass). */
@@ -53,28 +46,16 @@ static inline __m512 dd_sum16(const __m512 *a) {
     return _mm512_permutexvar_ps(order, r);
 }
 #elif defined(KN_ISA_AVX2)
-typedef __m256 dd_vf;
 #define DD_ACCS 12
-static inline dd_vf dd_zero(void) { return _mm256_setzero_ps(); }
-static inline dd_vf dd_load(const float *p) { return _mm256_loadu_ps(p); }
-static inline dd_vf dd_fma(dd_vf a, dd_vf b, dd_vf c) { return _mm256_fmadd_ps(a, b, c); }
-static inline float dd_hsum(dd_vf v) {
+static inline float dd_hsum(kn_vf v) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     return _mm_cvtss_f32(h);
 }
 #else
-typedef float dd_vf __attribute__((vector_size(4 * KN_VLEN)));
 #define DD_ACCS 12
-static inline dd_vf dd_zero(void) { return (dd_vf){0}; }
-static inline dd_vf dd_load(const float *p) {
-    dd_vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline dd_vf dd_fma(dd_vf a, dd_vf b, dd_vf c) { return a * b + c; }
-static inline float dd_hsum(dd_vf v) {
+static inline float dd_hsum(kn_vf v) {
     float s = 0.0f;
     for (int i = 0; i < KN_VLEN; i++) s += v[i];
     return s;
@@ -97,11 +78,11 @@ static inline __attribute__((always_inline)) void dd_tile(float *dx, const float
     const int OC = s->OC, KW = s->KW, SH = s->SH, SW = s->SW;
     /* fixed bounds (not [P][CI], a variable-length array GCC keeps on the stack): every index
      * is a constant once the loops below are unrolled, and the used part lives in registers */
-    dd_vf acc[DD_ACCS][DD_IC_MAX];
+    kn_vf acc[DD_ACCS][DD_IC_MAX];
 #pragma GCC unroll 24
     for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
-        for (int c = 0; c < CI; c++) acc[p][c] = dd_zero();
+        for (int c = 0; c < CI; c++) acc[p][c] = kn_vzero();
     const float *pf_next = NULL, *pf_end = NULL;
     { /* this tile's pixels in the dy row after the newest one it reads, which the next dx rows
        * read first: a row ahead, that row arrives from memory in time (fetched when first read,
@@ -129,18 +110,18 @@ static inline __attribute__((always_inline)) void dd_tile(float *dx, const float
                     __builtin_prefetch(pf_next, 0, 1);
                     pf_next += 16;
                 }
-                dd_vf wv[DD_IC_MAX];
+                kn_vf wv[DD_IC_MAX];
 #pragma GCC unroll 4
-                for (int c = 0; c < CI; c++) wv[c] = dd_load(wp + c * OC + v);
+                for (int c = 0; c < CI; c++) wv[c] = kn_vload(wp + c * OC + v);
 #pragma GCC unroll 24
                 for (int p = 0; p < P; p++) {
                     if (p >= np || (checked && (ow0 + p < 0 || ow0 + p >= s->OW))) continue;
-                    dd_vf d = dd_load(dyp + (ptrdiff_t)p * OC + v);
+                    kn_vf d = kn_vload(dyp + (ptrdiff_t)p * OC + v);
                     /* in a register, used CI times: GCC otherwise folds the load into each FMA,
                      * and the pass ran at 0.7x (three loads of every dy vector) */
                     __asm__("" : "+v"(d));
 #pragma GCC unroll 4
-                    for (int c = 0; c < CI; c++) acc[p][c] = dd_fma(d, wv[c], acc[p][c]);
+                    for (int c = 0; c < CI; c++) acc[p][c] = kn_vfma(d, wv[c], acc[p][c]);
                 }
             }
         }
@@ -151,7 +132,7 @@ static inline __attribute__((always_inline)) void dd_tile(float *dx, const float
     __m512 flat[NSUM];
     float sums[NSUM];
 #pragma GCC unroll 32
-    for (int i = 0; i < NSUM; i++) flat[i] = i < P * CI ? acc[i / CI][i % CI] : dd_zero();
+    for (int i = 0; i < NSUM; i++) flat[i] = i < P * CI ? acc[i / CI][i % CI] : kn_vzero();
 #pragma GCC unroll 2
     for (int g = 0; g < P * CI; g += 16) _mm512_storeu_ps(sums + g, dd_sum16(flat + g));
 #pragma GCC unroll 24

@@ -423,13 +423,13 @@ void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv
 /* ------------------------------------------------------------------------------------------ */
 /* Backward filter                                                                             */
 /* ------------------------------------------------------------------------------------------ */
+/* ceil(n / d) for d > 0 and any n (C's division truncates toward zero: the ceiling for n < 0) */
+static inline int cv_ceil_div(int n, int d) { return n >= 0 ? (n + d - 1) / d : n / d; }
+
 /* The run of X_col[pixel] starting at tap (kh, kw), channel ci: where it is in x (NULL: padding,
  * zeros) and its length — the rest of the tap's channels, or the rest of the window row's taps
  * when that row lies inside the image (its KW taps are then one contiguous piece of x).
  * xcol_run: the same from column j, cut at jend. */
-/* ceil(n / d) for d > 0 and any n (C's division truncates toward zero: the ceiling for n < 0) */
-static inline int cv_ceil_div(int n, int d) { return n >= 0 ? (n + d - 1) / d : n / d; }
-
 static inline int xcol_run_at(const conv2d_shape *s, const float *img, int ih0, int iw0,
                               int inner, int kh, int kw, int ci, const float **src) {
     const int IC = s->IC, ih = ih0 + kh, iw = iw0 + kw, row_in = ih >= 0 && ih < s->IH;

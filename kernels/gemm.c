@@ -169,7 +169,6 @@ static const float *next_b_panel(const kn_gemm_plan *p, int pc, int kc, int jc, 
     return NULL;
 }
 
-
 /* Whether the micro-kernel stores this plan's full tiles non-temporally. Only when C is written
  * once, without being read (beta == 0, one K block), is far larger than the caches (the next
  * op reads it from memory either way), and its tile rows are whole 64-byte lines. An ordinary

@@ -169,6 +169,10 @@ static const float *next_b_panel(const kn_gemm_plan *p, int pc, int kc, int jc, 
     return NULL;
 }
 
+/* One K block into a C that is read: the fully connected layers' backward filter (dW += X^T dY,
+ * K = the batch), where C is the traffic (kn_gemm_run's row order, kn_gemm_run_split's split). */
+static int c_read_one_k_block(const kn_gemm_plan *p) { return p->K <= p->kc && p->beta != 0.0f; }
+
 /* Whether the micro-kernel stores this plan's full tiles non-temporally. Only when C is written
  * once, without being read (beta == 0, one K block), is far larger than the caches (the next
  * op reads it from memory either way), and its tile rows are whole 64-byte lines. An ordinary
@@ -207,7 +211,7 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
      * read and written as one stream across the whole width (packed B, all panels, from L2).
      * Panel by panel down the columns, each tile's C rows were on other pages and arrived late:
      * vgg fc7's backward filter 1.15-1.36x. (With beta == 0 this order measured 0.94-1.09.) */
-    const int rows_outer = !direct && p->K <= p->kc && p->beta != 0.0f;
+    const int rows_outer = !direct && c_read_one_k_block(p);
     /* B read in place comes from memory on big layers, a few micro-tiles per panel: the
      * micro-tiles of a B panel fetch the next panel into L2 while they compute (next_b_panel).
      * vgg conv1_1's backward filter (dy: 411 MB, one panel wide) 1.18-1.24x, fc8 and logits
@@ -384,8 +388,7 @@ void kn_gemm_run_split(const kn_gemm_plan *p, int ith, int nth, const kn_thread_
      * that each one's C is one contiguous stream, and the split does not cut a ragged last
      * panel off for one thread. resnet logits and vgg fc8 (N = 1000, B 128 KB packed) 1.07x;
      * fc6 and fc7 (N = 4096, 512 KB) measured 0.95x this way and keep the cost model's split. */
-    if (p->K <= p->kc && p->beta != 0.0f &&
-        (size_t)p->kc * p->N * sizeof(float) <= KN_ROWS_SPLIT_B_BYTES)
+    if (c_read_one_k_block(p) && (size_t)p->kc * p->N * sizeof(float) <= KN_ROWS_SPLIT_B_BYTES)
         best_tm = nth;
     const int tm = best_tm, tn = nth / best_tm;
     int m0, m1, n0, n1;

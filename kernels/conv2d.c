@@ -462,19 +462,6 @@ static void xcol_copy(const cv_ctx *c, const float *img, int ih0, int iw0, int j
     }
 }
 
-/* One k row of an A block: src[0 .. mc) dealt out MR floats per micro-panel (panel floats
- * apart, starting at d), the last panel's rows past mc zero. A fixed-size copy per full panel:
- * element by element this transpose cost a quarter of the pass on 64-channel layers. */
-static inline void deal_row(float *d, const float *src, int mc, size_t panel) {
-    const int full = mc / KN_MR * KN_MR, rest = mc - full;
-    for (int ip = 0; ip < full; ip += KN_MR, d += panel) memcpy(d, src + ip, sizeof(float) * KN_MR);
-    if (rest) {
-        int r = 0;
-        for (; r < rest; r++) d[r] = src[full + r];
-        for (; r < KN_MR; r++) d[r] = 0.0f;
-    }
-}
-
 /* Orientation 1, A' = X_col^T: rows i = k' (tap, c), k = pixels. Pixel by pixel (the window
  * origin stepped, not divided), its X_col columns [i0, i0+mc) are dealt out MR floats per panel
  * straight from x when they are one run of it — always for a 1x1 conv, and for a wider window
@@ -505,7 +492,7 @@ static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int 
             xcol_copy(c, px.img, px.ih0, px.iw0, i0, mc, row, ahead);
             src = row;
         }
-        deal_row(dst + (size_t)k * KN_MR, src, mc, panel);
+        kn_deal_row(dst + (size_t)k * KN_MR, src, mc, panel);
     }
 }
 
@@ -578,7 +565,7 @@ static void bwf2_apack(const void *ctx, float *dst, int i0, int mc, int k0, int 
     for (int k = 0; k < kc; k++) {
         const float *ahead = dy + (ptrdiff_t)(k + BWF2_PREFETCH) * OC;
         for (int e = 0; e < mc; e += 16) __builtin_prefetch(ahead + e, 0, 3);
-        deal_row(dst + (size_t)k * KN_MR, dy + (ptrdiff_t)k * OC, mc, panel);
+        kn_deal_row(dst + (size_t)k * KN_MR, dy + (ptrdiff_t)k * OC, mc, panel);
     }
 }
 

@@ -15,6 +15,7 @@
 #define KERNELS_IMPL_H
 
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 
 #include "kernels/simd.h"
@@ -245,6 +246,20 @@ static inline void kn_zero_floats(float *d, int n) {
     for (; i < n; i++) {
         d[i] = 0.0f;
         __asm__("");
+    }
+}
+
+/* One k row of an A block: src[0 .. mc) dealt out MR floats per micro-panel (panel floats
+ * apart, starting at d), the last panel's rows past mc zero. A fixed-size copy per full panel:
+ * element by element this transpose cost a quarter of the pass on 64-channel layers (the
+ * backward filter's A = X^T or dY^T, and sgemm's transposed A). */
+static inline void kn_deal_row(float *d, const float *src, int mc, size_t panel) {
+    const int full = mc / KN_MR * KN_MR, rest = mc - full;
+    for (int ip = 0; ip < full; ip += KN_MR, d += panel) memcpy(d, src + ip, sizeof(float) * KN_MR);
+    if (rest) {
+        int r = 0;
+        for (; r < rest; r++) d[r] = src[full + r];
+        for (; r < KN_MR; r++) d[r] = 0.0f;
     }
 }
 

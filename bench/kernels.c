@@ -182,9 +182,26 @@ static void run_blas(const bench_bufs *b, int pass) {
 /* Seconds of timed calls a pass gets at least (see the header). */
 #define KN_BENCH_MIN_SECONDS 0.05
 
+/* Each OpenMP thread's own CPU seconds, read by the thread itself (another thread's clock lags
+ * until that thread is next scheduled out; its own is exact). */
+static void thread_cpu_seconds(double *out) {
+#pragma omp parallel
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        out[omp_get_thread_num()] = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    }
+}
+
+/* Times fn's calls. cpu: for our kernels (per_thread), the least CPU time any of the OpenMP
+ * threads got during the call: a thread that waits for a preempted sibling spins and is
+ * charged for it, the preempted one is not, so that is the call's time less the longest time a
+ * thread spent off its core. OpenBLAS runs on its own threads, so for it: process CPU time per
+ * thread. */
 static timing time_it(void (*fn)(const bench_bufs *, int), const bench_bufs *b, int pass,
-                      int reps, int threads) {
+                      int reps, int threads, int per_thread) {
     double t[64], cpu = INFINITY;
+    double *c0 = sb_xcalloc((size_t)threads, sizeof *c0), *c1 = sb_xcalloc((size_t)threads, sizeof *c1);
     const double w0 = sb_now();
     fn(b, pass); /* warm-up: page faults, caches, thread start */
     const double warm = sb_now() - w0;
@@ -192,12 +209,22 @@ static timing time_it(void (*fn)(const bench_bufs *, int), const bench_bufs *b, 
         reps = (int)SB_MIN(KN_BENCH_MIN_SECONDS / warm, (double)SB_ARRAY_LEN(t));
     if (reps > (int)SB_ARRAY_LEN(t)) reps = SB_ARRAY_LEN(t);
     for (int r = 0; r < reps; r++) {
-        double t0 = sb_now(), c0 = peak_cpu_seconds();
+        double p0 = 0, c;
+        if (per_thread) thread_cpu_seconds(c0);
+        else p0 = peak_cpu_seconds();
+        const double t0 = sb_now();
         fn(b, pass);
         t[r] = sb_now() - t0;
-        double c = (peak_cpu_seconds() - c0) / threads;
+        if (per_thread) {
+            thread_cpu_seconds(c1);
+            c = INFINITY;
+            for (int i = 0; i < threads; i++) c = SB_MIN(c, c1[i] - c0[i]);
+        } else {
+            c = (peak_cpu_seconds() - p0) / threads;
+        }
         if (c < cpu) cpu = c;
     }
+    free(c0), free(c1);
     qsort(t, reps, sizeof t[0], cmp_double);
     return (timing){.best = t[0], .median = t[reps / 2], .cpu = cpu};
 }
@@ -295,15 +322,18 @@ static void bench_layer(const options *o, const layer *ly, layer_result *r) {
     b.ws = sb_aligned_alloc(conv2d_workspace_size(&s));
     const int first = !r->done;
     for (int p = 0; p < PASS_COUNT; p++)
-        timing_keep_best(&r->ours[p], time_it(run_ours, &b, p, o->reps, o->threads), first);
+        timing_keep_best(&r->ours[p], time_it(run_ours, &b, p, o->reps, o->threads, 1), first);
     if (o->blas) {
+        /* our idle OpenMP threads spin for ~8 ms (libgomp's default) before they sleep: let
+         * them, so that OpenBLAS's threads do not share a core with a spinner */
+        usleep(50 * 1000);
         long cap = 16L << 20;
         b.Mb = (long)M * K <= cap ? M : (int)SB_MAX(256L, cap / K);
         b.A = alloc_fill((size_t)b.Mb * K, 7);
         b.C = alloc_fill((size_t)b.Mb * s.OC, 8);
         b.D = alloc_fill((size_t)b.Mb * K, 9);
         for (int p = 0; p < PASS_COUNT; p++)
-            timing_keep_best(&r->blas[p], time_it(run_blas, &b, p, o->reps, o->threads), first);
+            timing_keep_best(&r->blas[p], time_it(run_blas, &b, p, o->reps, o->threads, 0), first);
         sb_aligned_free(b.A), sb_aligned_free(b.C), sb_aligned_free(b.D);
         /* OpenBLAS's worker threads spin for a while after a call (2^28 cycles by default,
          * ~75 ms) before they sleep: the next layer's first pass then shared a core with a
@@ -320,15 +350,16 @@ static void bench_layer(const options *o, const layer *ly, layer_result *r) {
 }
 
 int main(int argc, char **argv) {
-    /* Idle OpenMP threads sleep instead of spinning (unless the user chose a policy), so the
-     * CPU-time figures count work, not a thread spinning while its sibling is preempted by
-     * another job. libgomp reads the variable when it loads, hence the re-exec. */
-    if (!getenv("OMP_WAIT_POLICY") || !getenv("OPENBLAS_CORETYPE")) {
-        if (!getenv("OMP_WAIT_POLICY")) setenv("OMP_WAIT_POLICY", "passive", 1);
-        /* OpenBLAS (Debian's DYNAMIC_ARCH build) picks its kernels from CPUID and falls back to
-         * Prescott (SSE3, ~25 GFLOP/s here) on CPUs it does not know, as it does on this
-         * Sapphire Rapids VM. Compare like with like: its kernels for our variant's ISA. */
-        if (!getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", OPENBLAS_CORE_FOR_ISA, 1);
+    /* OpenMP's wait policy is left as the user (and `launch`) has it: libgomp's default spins
+     * for a while before a waiting thread sleeps. Under OMP_WAIT_POLICY=passive (this bench's
+     * setting in its first seven sessions) every call began by waking a sleeping thread, which
+     * cost a fully connected pass (0.3-1 ms) 10-15% and does not happen in training.
+     * OpenBLAS (Debian's DYNAMIC_ARCH build) picks its kernels from CPUID and falls back to
+     * Prescott (SSE3, ~25 GFLOP/s here) on CPUs it does not know, as it did on a Sapphire
+     * Rapids VM. Compare like with like: its kernels for our variant's ISA. It reads the
+     * variable when it loads, hence the re-exec. */
+    if (!getenv("OPENBLAS_CORETYPE")) {
+        setenv("OPENBLAS_CORETYPE", OPENBLAS_CORE_FOR_ISA, 1);
         execv("/proc/self/exe", argv);
     }
     options o = {.model = "all", .batch = 32, .reps = 3, .rounds = 1, .threads = 0, .blas = 1};
@@ -400,11 +431,14 @@ int main(int argc, char **argv) {
            o.rounds > 1 ? "s" : "");
     printf("measured fp32 FMA peak: %.1f GFLOP/s (wall clock %.1f, CPU time %.1f)\n", peak, pk.wall,
            pk.cpu);
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    printf("OpenMP wait policy: %s\n", wait ? wait : "libgomp's default (spin, then sleep)");
     if (o.blas)
         printf("OpenBLAS %s kernels (OPENBLAS_CORETYPE=%s)\n", openblas_get_corename(),
                getenv("OPENBLAS_CORETYPE"));
-    printf("per pass: GFLOP/s (wall clock, best rep), %% of peak, and [%% of peak from CPU time,\n"
-           "what the kernel reaches when no other job shares the cores]\n\n");
+    printf("per pass: GFLOP/s (wall clock, best rep), %% of peak, and [%% of peak from the CPU time\n"
+           "of its least-scheduled thread: about what it reaches when no other job shares the "
+           "cores]\n\n");
     printf("%-12s %-26s %2s %-20s %7s %5s %5s | %-20s| %-20s| %-20s| %s\n", "model", "layer", "n",
            "shape", "M", "N", "K", "forward", "backward-data", "backward-filter",
            "OpenBLAS f/bd/bf GF/s wall[CPU time]");

@@ -24,6 +24,7 @@
 #include <omp.h>
 
 #include "core/sb.h"
+#include "kernels/kernels_impl.h"
 
 #define BN_W 1024 /* channels per sweep; per-thread accumulators are 2 * BN_W doubles (16 KiB) */
 #define BN_PAR_MIN 16384
@@ -49,6 +50,14 @@ static void bn_range(size_t M, size_t *lo, size_t *hi) {
 static inline float bn_relu_dy(float dy, float x, float mean, float scale, float beta) {
     const float y = (x - mean) * scale + beta;
     return y > 0.0f ? dy : 0.0f;
+}
+
+/* Row r + ahead of dy (ahead: 4 KB of rows), channels [0, w) from row r's pointer p, unless
+ * past row end: the fused ReLU's backward reads dy through masked loads only
+ * (kn_prefetch_floats). C = 64, 103 MB: 17.9 -> 8.8 ms; C = 2048, 13 MB: 1.6 -> 1.3-1.7 ms. */
+static inline void bn_prefetch_dy(const float *p, size_t r, size_t end, int C, int w) {
+    const size_t row = sizeof(float) * (size_t)C, ahead = (4096 + row - 1) / row;
+    if (r + ahead < end) kn_prefetch_floats(p + ahead * (size_t)C, (size_t)w);
 }
 
 /* Inside the parallel region, for channels [c0, c0 + w), with d = a - shift:
@@ -79,6 +88,7 @@ static void bn_sums(bn_shared *S, const float *a, const float *b, const float *s
                 const float *br = b + r * (size_t)C + c0;
                 float g[BN_W]; /* masked first: GCC vectorizes neither a select feeding a
                                   float-to-double conversion nor the loop holding both */
+                bn_prefetch_dy(br, r, r1, C, w);
                 for (int j = 0; j < w; j++) g[j] = bn_relu_dy(br[j], ar[j], sh[j], rs1[j], rs3[j]);
                 for (int j = 0; j < w; j++) {
                     acc1[j] += g[j];
@@ -237,12 +247,13 @@ void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const 
                 const float *xr = x + r * (size_t)C + c0;
                 const float *dyr = dy + r * (size_t)C + c0;
                 float *dxr = dx + r * (size_t)C + c0;
-                if (relu)
+                if (relu) {
+                    bn_prefetch_dy(dyr, r, hi, C, w);
                     for (int j = 0; j < w; j++) {
                         const float g = bn_relu_dy(dyr[j], xr[j], mu[j], S.r1[j], S.r3[j]);
                         dxr[j] = S.k1[j] * (g - S.k2[j] - (xr[j] - mu[j]) * S.k3[j]);
                     }
-                else
+                } else
                     for (int j = 0; j < w; j++)
                         dxr[j] = S.k1[j] * (dyr[j] - S.k2[j] - (xr[j] - mu[j]) * S.k3[j]);
             }

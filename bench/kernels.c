@@ -201,7 +201,8 @@ static void thread_cpu_seconds(double *out) {
 static timing time_it(void (*fn)(const bench_bufs *, int), const bench_bufs *b, int pass,
                       int reps, int threads, int per_thread) {
     double t[64], cpu = INFINITY;
-    double *c0 = sb_xcalloc((size_t)threads, sizeof *c0), *c1 = sb_xcalloc((size_t)threads, sizeof *c1);
+    double *c0 = sb_xcalloc((size_t)threads, sizeof *c0);
+    double *c1 = sb_xcalloc((size_t)threads, sizeof *c1);
     const double w0 = sb_now();
     fn(b, pass); /* warm-up: page faults, caches, thread start */
     const double warm = sb_now() - w0;
@@ -436,9 +437,9 @@ int main(int argc, char **argv) {
     if (o.blas)
         printf("OpenBLAS %s kernels (OPENBLAS_CORETYPE=%s)\n", openblas_get_corename(),
                getenv("OPENBLAS_CORETYPE"));
-    printf("per pass: GFLOP/s (wall clock, best rep), %% of peak, and [%% of peak from the CPU time\n"
-           "of its least-scheduled thread: about what it reaches when no other job shares the "
-           "cores]\n\n");
+    printf("per pass: GFLOP/s (wall clock, best rep), %% of peak, and [%% of peak from the CPU "
+           "time\nof its least-scheduled thread: about what it reaches when no other job shares "
+           "the cores]\n\n");
     printf("%-12s %-26s %2s %-20s %7s %5s %5s | %-20s| %-20s| %-20s| %s\n", "model", "layer", "n",
            "shape", "M", "N", "K", "forward", "backward-data", "backward-filter",
            "OpenBLAS f/bd/bf GF/s wall[CPU time]");

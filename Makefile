@@ -170,7 +170,7 @@ test: deps
 	awk '{p+=$$1; f+=$$3} END {printf "all variants: %d passed, %d failed\n", p, f}' build/test-summary.txt; \
 	exit $$status
 
-check: all $(TESTS)
+check: all $(BENCHES) $(TESTS)
 	@tests/run_tests.sh $(B)
 
 check-asan:

@@ -6,7 +6,7 @@
  * to results/kernels_<build>.csv.
  *
  * usage: kernels [--model=resnet_v1_50|vgg_16|all] [--batch=32] [--reps=3] [--threads=N]
- *                [--quick] [--no-blas] [--layer=SUBSTRING] [--csv=PATH]
+ *                [--quick] [--no-blas] [--layer=NAME[,NAME...]] [--list] [--csv=PATH]
  *
  * Timing: one warm-up call, then --reps timed calls, or more for a short pass: as many as fill
  * KN_BENCH_MIN_SECONDS (0.05 s) by the warm-up's time, at most 64 (a fully connected pass takes
@@ -44,7 +44,8 @@ typedef struct layer {
     int count; /* how many layers of the net have this shape */
     int IH, IW, IC, OC, K, S;
     kn_padding pad;
-    int P; /* explicit symmetric pad */
+    int P;        /* explicit symmetric pad */
+    int selected; /* by --layer (select_layers) */
 } layer;
 
 typedef struct layer_list {
@@ -100,6 +101,40 @@ static void resnet_v1_50(layer_list *l) {
         }
     }
     add_layer(l, m, "logits", 1, 2048, 1000, 1, 1, KN_PADDING_SAME, 0);
+}
+
+/* --layer=NAME[,NAME...]: each NAME selects the layer of that exact name in each model, or,
+ * when no layer has that name, every layer whose name contains it (resnet's stem is "conv1",
+ * which 10 other names contain). Without --layer every layer is selected. Returns the first
+ * NAME that selects nothing, or NULL. */
+static const char *select_layers(layer_list *l, const char *spec, char *bad, size_t badsz) {
+    for (int i = 0; i < l->n; i++) l->v[i].selected = spec == NULL;
+    if (!spec) return NULL;
+    if (!*spec) {
+        snprintf(bad, badsz, "%s", "");
+        return bad;
+    }
+    const char *p = spec;
+    while (*p) {
+        const size_t len = strcspn(p, ",");
+        char name[sizeof l->v[0].name];
+        snprintf(name, sizeof name, "%.*s", (int)SB_MIN(len, sizeof name - 1), p);
+        int exact = 0, hits = 0;
+        for (int i = 0; i < l->n; i++) exact |= !strcmp(l->v[i].name, name);
+        for (int i = 0; i < l->n; i++) {
+            layer *ly = &l->v[i];
+            if (len > 0 && (exact ? !strcmp(ly->name, name) : strstr(ly->name, name) != NULL)) {
+                ly->selected = 1;
+                hits++;
+            }
+        }
+        if (!hits || len >= sizeof name) {
+            snprintf(bad, badsz, "%.*s", (int)len, p);
+            return bad;
+        }
+        p += len + (p[len] == ',');
+    }
+    return NULL;
 }
 
 /* slim vgg_16: 13 3x3 SAME convs in 5 blocks with 2x2 max pools, fc6 a 7x7 VALID conv
@@ -232,15 +267,15 @@ static timing time_it(void (*fn)(const bench_bufs *, int), const bench_bufs *b, 
 
 typedef struct options {
     const char *model;
-    const char *layer; /* only layers whose name contains this */
-    int batch, reps, rounds, threads, quick, blas;
+    const char *layer; /* --layer's list (select_layers), or NULL */
+    int batch, reps, rounds, threads, quick, blas, list;
     char csv[256];
 } options;
 
 static void usage(void) {
     fprintf(stderr, "usage: kernels [--model=resnet_v1_50|vgg_16|all] [--batch=32] [--reps=3] "
-                    "[--rounds=1] [--threads=N] [--quick] [--no-blas] [--layer=SUBSTRING] "
-                    "[--csv=PATH]\n");
+                    "[--rounds=1] [--threads=N] [--quick] [--no-blas] [--layer=NAME[,NAME...]] "
+                    "[--list] [--csv=PATH]\n");
 }
 
 static void csv_row(const options *o, double peak, const layer *L, const conv2d_shape *s,
@@ -374,6 +409,7 @@ int main(int argc, char **argv) {
         else if (!strncmp(a, "--threads=", 10)) o.threads = atoi(a + 10);
         else if (!strcmp(a, "--quick")) o.quick = 1;
         else if (!strcmp(a, "--no-blas")) o.blas = 0;
+        else if (!strcmp(a, "--list")) o.list = 1;
         else if (!strncmp(a, "--layer=", 8)) o.layer = a + 8;
         else if (!strncmp(a, "--csv=", 6)) snprintf(o.csv, sizeof o.csv, "%s", a + 6);
         else if (!strcmp(a, "--help")) {
@@ -402,6 +438,22 @@ int main(int argc, char **argv) {
     layer_list L = {.n = 0};
     if (!strcmp(o.model, "all") || !strcmp(o.model, "resnet_v1_50")) resnet_v1_50(&L);
     if (!strcmp(o.model, "all") || !strcmp(o.model, "vgg_16")) vgg_16(&L);
+    char bad[sizeof L.v[0].name + 16];
+    if (select_layers(&L, o.layer, bad, sizeof bad)) {
+        fprintf(stderr, "kernels: --layer: no layer of %s is named or contains '%s' (--list shows "
+                        "them)\n",
+                strcmp(o.model, "all") ? o.model : "resnet_v1_50 or vgg_16", bad);
+        return 2;
+    }
+    if (o.list) {
+        for (int i = 0; i < L.n; i++) {
+            const layer *ly = &L.v[i];
+            if (ly->selected)
+                printf("%-12s %-26s %2d %dx%dx%d>%d %dx%d/%d\n", ly->model, ly->name, ly->count,
+                       ly->IH, ly->IW, ly->IC, ly->OC, ly->K, ly->K, ly->S);
+        }
+        return 0;
+    }
 
     /* Every layer is timed in each round and keeps its best: a burst of load from another job
      * on a shared host (which can halve a pass for seconds) then costs one round, not the
@@ -415,7 +467,7 @@ int main(int argc, char **argv) {
         if (SB_MAX(pr.wall, pr.cpu) > SB_MAX(pk.wall, pk.cpu)) pk = pr;
         for (int li = 0; li < L.n; li++) {
             const layer *ly = &L.v[li];
-            if (o.layer && !strstr(ly->name, o.layer)) continue;
+            if (!ly->selected) continue;
             if (progress)
                 fprintf(stderr, "\rkernels: round %d/%d, %-12s %-26s", round + 1, o.rounds,
                         ly->model, ly->name);

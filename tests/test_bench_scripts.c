@@ -3,7 +3,8 @@
  * commands of each variant in the interleaved order (rotated each repeat) with the card's
  * configuration by default; bad options exit 2; peers.sh without PyTorch says it skips the peer;
  * bench/report turns a small set of CSVs (written here) into a Markdown report with its tables
- * and readable PNG plots. Seconds in all. Run from the repository root. */
+ * and readable PNG plots; bench/kernels selects the layers --layer names (--list, no timing).
+ * Seconds in all. Run from the repository root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -278,6 +279,53 @@ static void test_report_from_small_csvs(void **state) {
     tu_remove_tree(dir);
 }
 
+/* bench/kernels's layer selection, without timing anything (--list): a name selects the layer
+ * of that exact name (resnet's stem "conv1", which 10 other names contain), or else every layer
+ * containing it; a comma list adds up; a name that selects nothing exits 2 and is named. */
+static void kernels_list(const char *args, int want_rc, const char *const *want, int nwant) {
+    const char *bd = getenv("SB_BUILD_DIR");
+    if (!bd) fail_msg("SB_BUILD_DIR is not set (tests/run_tests.sh sets it)");
+    char *out;
+    int rc = tu_run(&out, "%s/bench/kernels --list %s", bd, args);
+    if (rc != want_rc) fail_msg("kernels --list %s: exit %d, want %d:\n%s", args, rc, want_rc, out);
+    if (want_rc == 0) {
+        char *copy = strdup(out), *ln[64];
+        const int n = lines_starting(copy, "", ln, 64);
+        if (n != nwant) fail_msg("kernels --list %s: %d layers, want %d:\n%s", args, n, nwant, out);
+        for (int i = 0; i < nwant; i++) {
+            char model[32], name[64];
+            if (sscanf(ln[i], "%31s %63s", model, name) != 2 || strcmp(name, want[i]) != 0)
+                fail_msg("kernels --list %s: line %d is '%s', want layer %s", args, i, ln[i],
+                         want[i]);
+        }
+        free(copy);
+    } else if (!strstr(out, want[0])) {
+        fail_msg("kernels --list %s: the message does not name '%s':\n%s", args, want[0], out);
+    }
+    free(out);
+}
+
+static void test_kernels_layer_selection(void **state) {
+    (void)state;
+    const char *stem[] = {"conv1"};
+    kernels_list("--layer=conv1", 0, stem, 1);
+    const char *unit1[] = {"block1/unit_1/conv1", "block2/unit_1/conv1", "block3/unit_1/conv1",
+                           "block4/unit_1/conv1"};
+    kernels_list("--model=resnet_v1_50 --layer=unit_1/conv1", 0, unit1, 4);
+    const char *listed[] = {"logits", "conv1/conv1_1", "conv4/conv4_1", "conv4/conv4_2"};
+    kernels_list("--layer=conv1_1,logits,conv4", 0, listed, 4);
+    const char *none[] = {"logits"};
+    kernels_list("--model=vgg_16 --layer=logits", 2, none, 1);
+    const char *bogus[] = {"nosuch"};
+    kernels_list("--layer=conv1,nosuch", 2, bogus, 1);
+    char *out;
+    const char *bd = getenv("SB_BUILD_DIR");
+    assert_int_equal(tu_run(&out, "%s/bench/kernels --list", bd), 0);
+    char *ln[64];
+    assert_int_equal(lines_starting(out, "", ln, 64), 39); /* 27 resnet shapes, 12 vgg */
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scripts_pass_shellcheck),
@@ -286,6 +334,7 @@ int main(void) {
         cmocka_unit_test(test_bad_options_exit_2),
         cmocka_unit_test(test_peers_without_torch),
         cmocka_unit_test(test_report_from_small_csvs),
+        cmocka_unit_test(test_kernels_layer_selection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,19 +82,10 @@ run_id=$(date -u +%Y%m%dT%H%M%SZ)
 work="$out/compare_builds.d/$run_id"
 csv="$out/compare_builds.csv"
 
-# Skip a variant the CPU cannot execute (an avx512 build on an AVX2-only machine dies of SIGILL).
-cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+# Skip a variant the CPU cannot execute.
 runnable=()
 for v in "${vlist[@]}"; do
-    if [ "$v" = avx512 ] && ! cpu_has avx512f; then
-        echo "compare_builds.sh: skipping avx512: this CPU has no AVX-512 (no avx512f in /proc/cpuinfo)" >&2
-        continue
-    fi
-    if [ "$v" = avx2 ] && ! { cpu_has avx2 && cpu_has fma; }; then
-        echo "compare_builds.sh: skipping avx2: this CPU has no AVX2/FMA" >&2
-        continue
-    fi
-    runnable+=("$v")
+    if bench_variant_runs compare_builds.sh "$v"; then runnable+=("$v"); fi
 done
 [ "${#runnable[@]}" -gt 0 ] || { echo "compare_builds.sh: no variant can run here" >&2; exit 1; }
 

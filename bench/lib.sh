@@ -89,3 +89,19 @@ bench_cpu_count() { getconf _NPROCESSORS_ONLN 2>/dev/null || nproc; }
 bench_cpu_model() {
     awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null
 }
+
+# bench_cpu_has FLAG — /proc/cpuinfo lists the CPU flag.
+bench_cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+
+# bench_variant_runs PROG VARIANT — whether this CPU can execute a build variant (an avx512 build
+# on an AVX2-only machine dies of SIGILL); when not, says why on stderr (as PROG) and returns 1.
+bench_variant_runs() {
+    local why=""
+    case $2 in
+    avx512) bench_cpu_has avx512f || why="this CPU has no AVX-512 (no avx512f in /proc/cpuinfo)" ;;
+    avx2) { bench_cpu_has avx2 && bench_cpu_has fma; } || why="this CPU has no AVX2/FMA" ;;
+    esac
+    [ -z "$why" ] && return 0
+    echo "$1: skipping $2: $why" >&2
+    return 1
+}

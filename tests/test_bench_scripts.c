@@ -3,8 +3,9 @@
  * commands of each variant in the interleaved order (rotated each repeat) with the card's
  * configuration by default; bad options exit 2; peers.sh without PyTorch says it skips the peer;
  * bench/report turns a small set of CSVs (written here) into a Markdown report with its tables
- * and readable PNG plots; bench/kernels selects the layers --layer names (--list, no timing).
- * Seconds in all. Run from the repository root. */
+ * and readable PNG plots; bench/kernels selects the layers --layer names (--list, no timing);
+ * compare_kernels.sh alternates the variants layer by layer and tabulates a smoke run. Seconds
+ * in all. Run from the repository root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/sb.h"
 #include "tests/support/testutil.h"
 
-static const char *const k_scripts[] = {"bench/compare_builds.sh", "bench/peers.sh", "bench/report",
-                                        "bench/all.sh", "bench/lib.sh", "bench/scaling.sh"};
+static const char *const k_scripts[] = {"bench/compare_builds.sh", "bench/compare_kernels.sh",
+                                        "bench/peers.sh",          "bench/report",
+                                        "bench/all.sh",            "bench/lib.sh",
+                                        "bench/scaling.sh"};
 
 static int have(const char *tool) {
     char *out;
@@ -120,6 +124,11 @@ static void test_bad_options_exit_2(void **state) {
         "bench/report --bogus",
         "bench/scaling.sh --bogus",
         "bench/scaling.sh lenet 0",
+        "bench/compare_kernels.sh --dry-run --bogus",
+        "bench/compare_kernels.sh --dry-run --variants=native",
+        "bench/compare_kernels.sh --dry-run --variants=avx9,native",
+        "bench/compare_kernels.sh --dry-run --rounds=0",
+        "bench/compare_kernels.sh --dry-run --model=lenet",
     };
     for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++) {
         char *out;
@@ -326,6 +335,57 @@ static void test_kernels_layer_selection(void **state) {
     free(out);
 }
 
+/* compare_kernels.sh runs the variants layer by layer, alternating, the order reversed in the
+ * second round. Before any build it cannot list the layers and makes one call per variant. */
+static void test_compare_kernels_dry_run_order(void **state) {
+    (void)state;
+    char *out;
+    int rc = tu_run(&out, "bench/compare_kernels.sh --dry-run --no-build --variants=generic,native "
+                          "--layer=conv1,fc8 --rounds=2 --out=/nonexistent/results");
+    if (rc != 0) fail_msg("exit %d:\n%s", rc, out);
+    char *copy = strdup(out), *ln[16];
+    const int n = lines_starting(copy, "build/", ln, 16);
+    static const char *const listed[] = {"generic", "native",  "generic", "native",
+                                         "native",  "generic", "native",  "generic"};
+    static const char *const unlisted[] = {"generic", "native", "native", "generic"};
+    const char *const *want = n == 8 ? listed : unlisted;
+    if (n != 8 && n != 4) fail_msg("%d kernels commands, want 8 (or 4 before a build):\n%s", n, out);
+    for (int i = 0; i < n; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "build/%s/bench/kernels ", want[i]);
+        if (strncmp(ln[i], prefix, strlen(prefix)) != 0 || !strstr(ln[i], "--no-blas"))
+            fail_msg("command %d is '%s', want %s...", i, ln[i], prefix);
+        if (n == 8 && !strstr(ln[i], i % 4 < 2 ? "--layer=conv1 " : "--layer=fc8 "))
+            fail_msg("command %d is '%s', want layer %s", i, ln[i], i % 4 < 2 ? "conv1" : "fc8");
+    }
+    free(copy);
+    free(out);
+}
+
+/* A real (smoke) run over one layer with the generic and native builds of `make test`: the
+ * table and one CSV row per (pass, variant), the baseline's speedup 1. */
+static void test_compare_kernels_quick(void **state) {
+    (void)state;
+    if (access("build/generic/bench/kernels", X_OK) || access("build/native/bench/kernels", X_OK)) {
+        print_message("skipped: build/generic and build/native benches are not built\n");
+        skip();
+    }
+    char dir[256], *out;
+    tu_make_tmpdir(dir, sizeof dir);
+    int rc = tu_run(&out, "bench/compare_kernels.sh --no-build --quick --variants=generic,native "
+                          "--layer=fc8 --out=%s", dir);
+    if (rc != 0) fail_msg("exit %d:\n%s", rc, out);
+    if (!strstr(out, "vgg_16       fc8") || !strstr(out, "(these layers)"))
+        fail_msg("no fc8 rows or whole-net lines in:\n%s", out);
+    free(out);
+    rc = tu_run(&out, "grep -c ',vgg_16,fc8,' %s/compare_kernels.csv; "
+                      "grep -c ',vgg_16,fc8,[a-z_]*,generic,[0-9.]*,1.000$' %s/compare_kernels.csv",
+                dir, dir);
+    if (rc != 0 || strcmp(out, "6\n3\n") != 0) fail_msg("compare_kernels.csv rows:\n%s", out);
+    free(out);
+    tu_remove_tree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scripts_pass_shellcheck),
@@ -335,6 +395,8 @@ int main(void) {
         cmocka_unit_test(test_peers_without_torch),
         cmocka_unit_test(test_report_from_small_csvs),
         cmocka_unit_test(test_kernels_layer_selection),
+        cmocka_unit_test(test_compare_kernels_dry_run_order),
+        cmocka_unit_test(test_compare_kernels_quick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

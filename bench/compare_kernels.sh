@@ -79,11 +79,14 @@ csv="$out/compare_kernels.csv"
 base=${runnable[0]}
 
 make_cmd() { echo make -j"$(bench_cpu_count)" BUILD="$1" bench; }
-kernels_cmd() { # variant model layer -> one bench/kernels command line
+peak_cmd() { echo build/"$1"/bench/peak --threads="$threads" --seconds=0.5 --csv="$work/peak_$1.csv"; }
+declare -A peak
+kernels_cmd() { # variant model layer -> one bench/kernels command line (the variant's peak
+    # measured once, not in every call)
     local opts="--reps=$reps"
     [ "$quick" = 1 ] && opts=--quick
     echo build/"$1"/bench/kernels --model="$2" ${3:+--layer="$3"} "$opts" --no-blas \
-        --threads="$threads" --csv="$work/kernels_$1.csv"
+        --threads="$threads" --peak="${peak[$1]:-PEAK}" --csv="$work/kernels_$1.csv"
 }
 order() { # round -> the variants, rotated
     local r=$1 n=${#runnable[@]} i
@@ -117,6 +120,7 @@ fi
 if [ "$dry" = 1 ]; then
     echo "# compare_kernels.sh --dry-run: $(IFS=,; echo "${runnable[*]}"), $rounds rounds"
     if [ "$build" = 1 ]; then for v in "${runnable[@]}"; do make_cmd "$v"; done; fi
+    for v in "${runnable[@]}"; do peak_cmd "$v"; done
     for ((r = 0; r < rounds; r++)); do
         while read -r m l _; do
             while read -r v; do kernels_cmd "$v" "$m" "$l"; done < <(order "$r")
@@ -126,6 +130,11 @@ if [ "$dry" = 1 ]; then
 fi
 
 mkdir -p "$work"
+for v in "${runnable[@]}"; do
+    read -r -a c <<<"$(peak_cmd "$v")"
+    "${c[@]}" >"$work/peak_$v.log" 2>&1 || { echo "compare_kernels.sh: ${c[*]} failed; see $work/peak_$v.log" >&2; exit 1; }
+    peak[$v]=$(bench_csv_last "$work/peak_$v.csv" gflops)
+done
 nl=$(grep -c . <<<"$listed")
 echo "compare_kernels: run $run_id, variants ${runnable[*]}, $nl layers, $rounds rounds, $threads threads; logs in $work/"
 for ((r = 0; r < rounds; r++)); do
@@ -159,6 +168,7 @@ done >"$best"
 
 echo
 echo "compare_kernels: $run_id on $(bench_cpu_model), $threads threads; GFLOP/s (best of $rounds rounds) and speedup over $base"
+echo "FMA peaks (bench/peak): $(for v in "${runnable[@]}"; do printf '%s %s GFLOP/s  ' "$v" "${peak[$v]}"; done)"
 printf '%-12s %-26s %-16s' model layer pass
 for v in "${runnable[@]}"; do printf ' %9s' "$v"; done
 for v in "${runnable[@]:1}"; do printf ' %9s' "x $v"; done

@@ -6,7 +6,8 @@
  * to results/kernels_<build>.csv.
  *
  * usage: kernels [--model=resnet_v1_50|vgg_16|all] [--batch=32] [--reps=3] [--threads=N]
- *                [--quick] [--no-blas] [--layer=NAME[,NAME...]] [--list] [--csv=PATH]
+ *                [--quick] [--no-blas] [--layer=NAME[,NAME...]] [--list] [--peak=GFLOPS]
+ *                [--csv=PATH]
  *
  * Timing: one warm-up call, then --reps timed calls, or more for a short pass: as many as fill
  * KN_BENCH_MIN_SECONDS (0.05 s) by the warm-up's time, at most 64 (a fully connected pass takes
@@ -269,13 +270,14 @@ typedef struct options {
     const char *model;
     const char *layer; /* --layer's list (select_layers), or NULL */
     int batch, reps, rounds, threads, quick, blas, list;
+    double peak; /* --peak: GFLOP/s measured elsewhere (bench/peak), or 0: measure each round */
     char csv[256];
 } options;
 
 static void usage(void) {
     fprintf(stderr, "usage: kernels [--model=resnet_v1_50|vgg_16|all] [--batch=32] [--reps=3] "
                     "[--rounds=1] [--threads=N] [--quick] [--no-blas] [--layer=NAME[,NAME...]] "
-                    "[--list] [--csv=PATH]\n");
+                    "[--list] [--peak=GFLOPS] [--csv=PATH]\n");
 }
 
 static void csv_row(const options *o, double peak, const layer *L, const conv2d_shape *s,
@@ -410,6 +412,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--quick")) o.quick = 1;
         else if (!strcmp(a, "--no-blas")) o.blas = 0;
         else if (!strcmp(a, "--list")) o.list = 1;
+        else if (!strncmp(a, "--peak=", 7)) {
+            char *end;
+            o.peak = strtod(a + 7, &end);
+            if (end == a + 7 || *end || !(o.peak > 0) || !isfinite(o.peak)) {
+                fprintf(stderr, "kernels: --peak=%s: not a positive GFLOP/s figure\n", a + 7);
+                return 2;
+            }
+        }
         else if (!strncmp(a, "--layer=", 8)) o.layer = a + 8;
         else if (!strncmp(a, "--csv=", 6)) snprintf(o.csv, sizeof o.csv, "%s", a + 6);
         else if (!strcmp(a, "--help")) {
@@ -462,8 +472,11 @@ int main(int argc, char **argv) {
     peak_result pk = {0};
     const int progress = isatty(STDERR_FILENO);
     for (int round = 0; round < o.rounds; round++) {
-        /* the machine's peak: other jobs can only lower the wall-clock measurement */
-        const peak_result pr = peak_measure(o.threads, 0.3, 5);
+        /* the machine's peak: other jobs can only lower the wall-clock measurement. A caller
+         * that times one layer per call (compare_kernels.sh) measures it once and passes it:
+         * measured here, it was 1.5 s of every call. */
+        const peak_result pr =
+            o.peak > 0 ? (peak_result){o.peak, o.peak} : peak_measure(o.threads, 0.3, 5);
         if (SB_MAX(pr.wall, pr.cpu) > SB_MAX(pk.wall, pk.cpu)) pk = pr;
         for (int li = 0; li < L.n; li++) {
             const layer *ly = &L.v[li];

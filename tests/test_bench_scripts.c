@@ -327,6 +327,8 @@ static void test_kernels_layer_selection(void **state) {
     kernels_list("--model=vgg_16 --layer=logits", 2, none, 1);
     const char *bogus[] = {"nosuch"};
     kernels_list("--layer=conv1,nosuch", 2, bogus, 1);
+    const char *badpeak[] = {"--peak=12x"};
+    kernels_list("--peak=12x", 2, badpeak, 1);
     char *out;
     const char *bd = getenv("SB_BUILD_DIR");
     assert_int_equal(tu_run(&out, "%s/bench/kernels --list", bd), 0);
@@ -335,16 +337,27 @@ static void test_kernels_layer_selection(void **state) {
     free(out);
 }
 
-/* compare_kernels.sh runs the variants layer by layer, alternating, the order reversed in the
- * second round. Before any build it cannot list the layers and makes one call per variant. */
+/* compare_kernels.sh measures each variant's peak once, then runs the variants layer by layer,
+ * alternating, the order reversed in the second round, each call given its variant's peak.
+ * Before any build it cannot list the layers and makes one call per variant. */
 static void test_compare_kernels_dry_run_order(void **state) {
     (void)state;
     char *out;
     int rc = tu_run(&out, "bench/compare_kernels.sh --dry-run --no-build --variants=generic,native "
                           "--layer=conv1,fc8 --rounds=2 --out=/nonexistent/results");
     if (rc != 0) fail_msg("exit %d:\n%s", rc, out);
-    char *copy = strdup(out), *ln[16];
-    const int n = lines_starting(copy, "build/", ln, 16);
+    char *copy = strdup(out), *all[24], *ln[16];
+    const int nall = lines_starting(copy, "build/", all, 24);
+    int n = 0, npeak = 0; /* the kernels commands; each variant's peak measured once, first */
+    for (int i = 0; i < nall; i++) {
+        if (strstr(all[i], "/bench/peak ")) {
+            if (n > 0) fail_msg("a peak measurement after the kernels commands:\n%s", out);
+            npeak++;
+        } else if (n < 16) {
+            ln[n++] = all[i];
+        }
+    }
+    if (npeak != 2) fail_msg("%d peak commands, want 2:\n%s", npeak, out);
     static const char *const listed[] = {"generic", "native",  "generic", "native",
                                          "native",  "generic", "native",  "generic"};
     static const char *const unlisted[] = {"generic", "native", "native", "generic"};
@@ -353,7 +366,8 @@ static void test_compare_kernels_dry_run_order(void **state) {
     for (int i = 0; i < n; i++) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "build/%s/bench/kernels ", want[i]);
-        if (strncmp(ln[i], prefix, strlen(prefix)) != 0 || !strstr(ln[i], "--no-blas"))
+        if (strncmp(ln[i], prefix, strlen(prefix)) != 0 || !strstr(ln[i], "--no-blas") ||
+            !strstr(ln[i], "--peak="))
             fail_msg("command %d is '%s', want %s...", i, ln[i], prefix);
         if (n == 8 && !strstr(ln[i], i % 4 < 2 ? "--layer=conv1 " : "--layer=fc8 "))
             fail_msg("command %d is '%s', want layer %s", i, ln[i], i % 4 < 2 ? "conv1" : "fc8");

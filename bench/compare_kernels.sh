@@ -25,7 +25,8 @@ usage: bench/compare_kernels.sh [options]
   --reps=N           bench/kernels --reps (default: 3)
   --threads=N        OpenMP threads (default: 0 = every core)
   --out=DIR          results directory (default: results)
-  --quick            smoke configuration: bench/kernels --quick (batch 2, one rep), one round
+  --quick            smoke configuration: bench/kernels --quick (batch 2, one rep), one round,
+                     a short peak measurement
   --no-build         use the binaries already in build/<variant>/ (fails if one is missing)
   --dry-run          print the commands that would run, in order, and exit
   -h, --help         this text
@@ -37,7 +38,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 variants=avx2,native model=all layer="" rounds=2 reps=3 threads=0 out=results
-quick=0 build=1 dry=0
+quick=0 build=1 dry=0 peak_seconds=0.5
 for arg in "$@"; do
     case $arg in
     --variants=*) variants=${arg#*=} ;;
@@ -47,7 +48,7 @@ for arg in "$@"; do
     --reps=*) reps=${arg#*=} ;;
     --threads=*) threads=${arg#*=} ;;
     --out=*) out=${arg#*=} ;;
-    --quick) quick=1 rounds=1 ;;
+    --quick) quick=1 rounds=1 peak_seconds=0.1 ;;
     --no-build) build=0 ;;
     --dry-run) dry=1 ;;
     -h | --help) usage; exit 0 ;;
@@ -79,7 +80,7 @@ csv="$out/compare_kernels.csv"
 base=${runnable[0]}
 
 make_cmd() { echo make -j"$(bench_cpu_count)" BUILD="$1" bench; }
-peak_cmd() { echo build/"$1"/bench/peak --threads="$threads" --seconds=0.5 --csv="$work/peak_$1.csv"; }
+peak_cmd() { echo build/"$1"/bench/peak --threads="$threads" --seconds="$peak_seconds" --csv="$work/peak_$1.csv"; }
 declare -A peak
 kernels_cmd() { # variant model layer -> one bench/kernels command line (the variant's peak
     # measured once, not in every call)

@@ -362,7 +362,8 @@ static void test_compare_kernels_dry_run_order(void **state) {
                                          "native",  "generic", "native",  "generic"};
     static const char *const unlisted[] = {"generic", "native", "native", "generic"};
     const char *const *want = n == 8 ? listed : unlisted;
-    if (n != 8 && n != 4) fail_msg("%d kernels commands, want 8 (or 4 before a build):\n%s", n, out);
+    if (n != 8 && n != 4)
+        fail_msg("%d kernels commands, want 8 (or 4 before a build):\n%s", n, out);
     for (int i = 0; i < n; i++) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "build/%s/bench/kernels ", want[i]);

@@ -83,7 +83,7 @@ make_cmd() { echo make -j"$(bench_cpu_count)" BUILD="$1" bench; }
 peak_cmd() { echo build/"$1"/bench/peak --threads="$threads" --seconds="$peak_seconds" --csv="$work/peak_$1.csv"; }
 declare -A peak
 kernels_cmd() { # variant model layer -> one bench/kernels command line (the variant's peak
-    # measured once, not in every call)
+    # comes from measure_peaks, once a round, not from every call)
     local opts="--reps=$reps"
     [ "$quick" = 1 ] && opts=--quick
     echo build/"$1"/bench/kernels --model="$2" ${3:+--layer="$3"} "$opts" --no-blas \

@@ -2,8 +2,9 @@
 # bench/all.sh — every benchmark and the report, from scratch, in one command:
 #   make deps (Debian packages) -> PyTorch for the peer (python3-torch, python3-torchvision; skipped
 #   with a message when it cannot be installed) -> bench/compare_builds.sh (builds the variants) ->
-#   bench/peers.sh -> bench/kernels with the native build -> bench/scaling.sh (replicas over
-#   Open MPI) -> bench/convert -> bench/report.
+#   bench/peers.sh -> bench/kernels with the native build -> bench/compare_kernels.sh (avx2
+#   against native, layer by layer) -> bench/scaling.sh (replicas over Open MPI) ->
+#   bench/convert -> bench/report.
 # Writes everything into <out>/ (default results/) and the report to <out>/report.md.
 # Options not listed here are passed to compare_builds.sh and peers.sh (--models, --batch_size,
 # --steps, --warmup, --repeats, --threads). Run from the repository root.
@@ -19,7 +20,8 @@ usage: bench/all.sh [--quick] [--out=DIR] [--no-deps] [--no-peers] [--no-kernels
   --out=DIR      results directory (default: results)
   --no-deps      do not install packages (make deps, python3-torch)
   --no-peers     skip the PyTorch comparison
-  --no-kernels   skip bench/kernels (the per-layer plots then use older kernels_*.csv, if any)
+  --no-kernels   skip bench/kernels and compare_kernels.sh (the per-layer plots then use
+                 older kernels_*.csv and compare_kernels.csv, if any)
   --no-scaling   skip bench/scaling.sh (replica scaling over Open MPI; it writes into results/)
   options...     --models= --batch_size= --steps= --warmup= --repeats= --threads= are passed to
                  compare_builds.sh and peers.sh
@@ -73,6 +75,14 @@ if [ "$kernels" = 1 ]; then
     # a layer, not its figure (a quick run is one round anyway)
     step "build/native/bench/kernels --rounds=2 ${q[*]}"
     build/native/bench/kernels --csv="$out/kernels_native.csv" --rounds=2 "${q[@]}"
+    # the avx2 and native builds, layer by layer (built already unless --variants left one
+    # out); on a CPU without AVX2 there is no pair to compare
+    if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+        step "bench/compare_kernels.sh ${q[*]}"
+        bench/compare_kernels.sh --out="$out" "${q[@]}"
+    else
+        echo "all.sh: skipping bench/compare_kernels.sh: this CPU has no AVX2" >&2
+    fi
 fi
 
 if [ "$scaling" = 1 ] && [ -x bench/scaling.sh ] && command -v mpirun >/dev/null; then

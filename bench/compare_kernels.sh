@@ -182,7 +182,7 @@ printf '%-12s %-26s %-16s' model layer pass
 for v in "${runnable[@]}"; do printf ' %9s' "$v"; done
 for v in "${runnable[@]:1}"; do printf ' %9s' "x $v"; done
 echo
-header="run_id,model,layer,pass,build,gflops,speedup_over_$base"
+header="run_id,model,layer,pass,build,baseline,gflops,speedup"
 while read -r m l _; do
     for p in forward backward_data backward_filter; do
         printf '%-12s %-26s %-16s' "$m" "$l" "$p"
@@ -191,7 +191,7 @@ while read -r m l _; do
             g=$(awk -F'\t' -v m="$m" -v l="$l" -v p="$p" -v v="$v" '$1 == m && $2 == l && $3 == p && $4 == v { print $5 }' "$best")
             printf ' %9s' "${g:--}"
             s=$(awk -v a="$g" -v b="$gb" 'BEGIN { if (a > 0 && b > 0) printf "%.3f", a / b }')
-            bench_csv_append "$csv" "$header" "$run_id,$m,$l,$p,$v,$g,$s"
+            bench_csv_append "$csv" "$header" "$run_id,$m,$l,$p,$v,$base,$g,$s"
         done
         for v in "${runnable[@]:1}"; do
             g=$(awk -F'\t' -v m="$m" -v l="$l" -v p="$p" -v v="$v" '$1 == m && $2 == l && $3 == p && $4 == v { print $5 }' "$best")

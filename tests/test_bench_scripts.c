@@ -228,6 +228,22 @@ static void test_report_from_small_csvs(void **state) {
                "t,a,native,avx512,2,200,vgg_16,conv1,1,32,8,8,3,4,3,3,1,1,2048,4,27,backward_filter,slimbench,60,30,1,1,70,35\n"
                "t,a,native,avx512,2,200,vgg_16,conv2,2,32,8,8,4,4,3,3,1,1,2048,4,36,forward,slimbench,150,75,1,1,160,80\n"
                "t,a,native,avx512,2,200,vgg_16,conv2,2,32,8,8,4,4,3,3,1,1,2048,4,36,forward,openblas,170,85,1,1,180,90\n");
+    /* an older compare_kernels run that must be ignored, then the latest */
+    write_text(dir, "compare_kernels.csv",
+               "run_id,model,layer,pass,build,baseline,gflops,speedup\n"
+               "K0,vgg_16,conv1,forward,native,avx2,999,9.999\n"
+               "K1,vgg_16,conv1,forward,avx2,avx2,100,1.000\n"
+               "K1,vgg_16,conv1,forward,native,avx2,190,1.900\n"
+               "K1,vgg_16,conv1,backward_data,avx2,avx2,90,1.000\n"
+               "K1,vgg_16,conv1,backward_data,native,avx2,160,1.778\n"
+               "K1,vgg_16,conv1,backward_filter,avx2,avx2,80,1.000\n"
+               "K1,vgg_16,conv1,backward_filter,native,avx2,150,1.875\n"
+               "K1,vgg_16,fc6,forward,avx2,avx2,50,1.000\n"
+               "K1,vgg_16,fc6,forward,native,avx2,80,1.600\n"
+               "K1,vgg_16,fc6,backward_data,avx2,avx2,40,1.000\n"
+               "K1,vgg_16,fc6,backward_data,native,avx2,70,1.750\n"
+               "K1,vgg_16,fc6,backward_filter,avx2,avx2,60,1.000\n"
+               "K1,vgg_16,fc6,backward_filter,native,avx2,100,1.667\n");
     write_text(dir, "runs.csv",
                "timestamp,model_name,build,batch_size,replicas,data,step_ms_median,data_wait_ms,"
                "allreduce_ms,images_per_sec,extra\n"
@@ -268,6 +284,9 @@ static void test_report_from_small_csvs(void **state) {
         "| resnet_v1_50 native b8 (3 hosts) | 3 | 6.00 | 2.00 | 86% |",
         "### vgg_16, build `native`",
         "| conv1 | 120.0 (60%) | 90.0 (45%) | 70.0 (35%) | 100 / 80 / 60 |", /* CPU-time rate */
+        "### vgg_16, build `native` against `avx2`",                      /* speedups */
+        "| conv1 | 1.900x | 1.778x | 1.875x |",
+        "| fc6 | 1.600x | 1.750x | 1.667x |",
         "| lenet native b8 x2 data | 100.0 | 50.0 | 20.0 | 30.0 |",         /* step breakdown */
         "| t | native | 2 | 100 | 108.0 | 2000.0 | 216.0 |",               /* convert */
         "](report_files/builds.png)",
@@ -277,12 +296,14 @@ static void test_report_from_small_csvs(void **state) {
     };
     for (size_t i = 0; i < SB_ARRAY_LEN(want); i++)
         if (!strstr(md, want[i])) fail_msg("report.md lacks \"%s\":\n%s", want[i], md);
-    if (strstr(md, "999")) fail_msg("report.md used the older compare_builds run:\n%s", md);
+    if (strstr(md, "999"))
+        fail_msg("report.md used an older compare_builds or compare_kernels run:\n%s", md);
     free(md);
     assert_png(dir, "builds.png");
     assert_png(dir, "peers.png");
     assert_png(dir, "scaling.png");
     assert_png(dir, "layers_native_vgg_16.png");
+    assert_png(dir, "speedup_native_vgg_16.png");
     assert_png(dir, "steps.png");
     assert_png(dir, "profile_native_lenet.png");
     tu_remove_tree(dir);
@@ -392,7 +413,8 @@ static void test_compare_kernels_quick(void **state) {
         fail_msg("no fc8 rows or whole-net lines in:\n%s", out);
     free(out);
     rc = tu_run(&out, "grep -c ',vgg_16,fc8,' %s/compare_kernels.csv; "
-                      "grep -c ',vgg_16,fc8,[a-z_]*,generic,[0-9.]*,1.000$' %s/compare_kernels.csv",
+                      "grep -c ',vgg_16,fc8,[a-z_]*,generic,generic,[0-9.]*,1.000$' "
+                      "%s/compare_kernels.csv",
                 dir, dir);
     if (rc != 0 || strcmp(out, "6\n3\n") != 0) fail_msg("compare_kernels.csv rows:\n%s", out);
     free(out);

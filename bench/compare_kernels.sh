@@ -182,24 +182,30 @@ printf '%-12s %-26s %-16s' model layer pass
 for v in "${runnable[@]}"; do printf ' %9s' "$v"; done
 for v in "${runnable[@]:1}"; do printf ' %9s' "x $v"; done
 echo
+# One pass over the best figures, in the listed order: the table's rows on stdout and the CSV's
+# rows (each variant's GFLOP/s and speedup over the baseline) into rows.csv.
 header="run_id,model,layer,pass,build,baseline,gflops,speedup"
-while read -r m l _; do
-    for p in forward backward_data backward_filter; do
-        printf '%-12s %-26s %-16s' "$m" "$l" "$p"
-        gb=$(awk -F'\t' -v m="$m" -v l="$l" -v p="$p" -v v="$base" '$1 == m && $2 == l && $3 == p && $4 == v { print $5 }' "$best")
-        for v in "${runnable[@]}"; do
-            g=$(awk -F'\t' -v m="$m" -v l="$l" -v p="$p" -v v="$v" '$1 == m && $2 == l && $3 == p && $4 == v { print $5 }' "$best")
-            printf ' %9s' "${g:--}"
-            s=$(awk -v a="$g" -v b="$gb" 'BEGIN { if (a > 0 && b > 0) printf "%.3f", a / b }')
-            bench_csv_append "$csv" "$header" "$run_id,$m,$l,$p,$v,$base,$g,$s"
-        done
-        for v in "${runnable[@]:1}"; do
-            g=$(awk -F'\t' -v m="$m" -v l="$l" -v p="$p" -v v="$v" '$1 == m && $2 == l && $3 == p && $4 == v { print $5 }' "$best")
-            awk -v a="$g" -v b="$gb" 'BEGIN { if (a > 0 && b > 0) printf " %8.2fx", a / b; else printf " %9s", "-" }'
-        done
-        echo
-    done
-done <<<"$listed"
+awk -F'\t' -v base="$base" -v vs="${runnable[*]}" -v run="$run_id" -v rows="$work/rows.csv" '
+    FNR == NR { g[$1, $2, $3, $4] = $5; next }
+    {
+        split($0, f, " ")
+        n = split(vs, v, " ")
+        split("forward backward_data backward_filter", ps, " ")
+        for (k = 1; k <= 3; k++) {
+            p = ps[k]
+            b = g[f[1], f[2], p, base]
+            printf "%-12s %-26s %-16s", f[1], f[2], p
+            for (i = 1; i <= n; i++) {
+                x = g[f[1], f[2], p, v[i]]
+                r[i] = x > 0 && b > 0 ? x / b : 0
+                printf " %9s", (x == "" ? "-" : x)
+                print run "," f[1] "," f[2] "," p "," v[i] "," base "," x "," (r[i] > 0 ? sprintf("%.3f", r[i]) : "") > rows
+            }
+            for (i = 2; i <= n; i++) if (r[i] > 0) printf " %8.2fx", r[i]; else printf " %9s", "-"
+            printf "\n"
+        }
+    }' "$best" - <<<"$listed"
+bench_csv_append "$csv" "$header" "$(cat "$work/rows.csv")"
 
 # Whole nets: FLOPs over the summed best times, per model and pass (the layers compared here).
 echo

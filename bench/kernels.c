@@ -27,6 +27,7 @@
 #include "bench/peak.h"
 #include "core/sb.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 #include "kernels/simd.h"
 
 /* OpenBLAS's kernel family for the ISA this variant was built for. */
@@ -497,6 +498,9 @@ int main(int argc, char **argv) {
            o.rounds > 1 ? "s" : "");
     printf("measured fp32 FMA peak: %.1f GFLOP/s (wall clock %.1f, CPU time %.1f)\n", peak, pk.wall,
            pk.cpu);
+    printf("GEMM blocks: micro-tile %dx%d, KC %d, NC %d, MC %d rows (from the %ld KB L2 of a "
+           "core)\n",
+           KN_MR, KN_NR, KN_KC, KN_NC, kn_block_rows(), sysconf(_SC_LEVEL2_CACHE_SIZE) >> 10);
     const char *wait = getenv("OMP_WAIT_POLICY");
     printf("OpenMP wait policy: %s\n", wait ? wait : "libgomp's default (spin, then sleep)");
     if (o.blas)

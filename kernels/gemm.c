@@ -6,13 +6,33 @@
  * only in the micro-kernels (simd.h, ukernel_*.c); this file knows nothing about convolutions. */
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/sb.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
 
 _Alignas(64) const float kn_zeros[KN_KC * KN_ASTEP_MAX];
+
+int kn_block_rows_for_l2(long l2_bytes) {
+    if (l2_bytes <= 0) return KN_MC;
+    const double bytes_per_row = sizeof(float) * (double)(KN_KC + KN_NC);
+    const double rows = KN_L2_SHARE * (double)l2_bytes / bytes_per_row;
+    if (rows >= KN_MC) return KN_MC;
+    return SB_MAX(2 * KN_MR, (int)rows / KN_MR * KN_MR);
+}
+
+int kn_block_rows(void) {
+    static _Atomic int rows; /* 0 until read */
+    int mc = atomic_load_explicit(&rows, memory_order_relaxed);
+    if (mc == 0) {
+        mc = kn_block_rows_for_l2(sysconf(_SC_LEVEL2_CACHE_SIZE));
+        atomic_store_explicit(&rows, mc, memory_order_relaxed);
+    }
+    return mc;
+}
 
 /* Segments of one MC block of indirect A: at most KN_KC per micro-panel. */
 #define KN_BLOCK_SEGS ((KN_MC / KN_MR) * KN_KC)
@@ -199,6 +219,7 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     SB_ASSERT((p->a_segs != NULL) != (p->a_pack != NULL));
     SB_ASSERT(p->a_step <= KN_ASTEP_MAX);
     kn_panel pn[KN_MC / KN_MR];
+    const int block_rows = kn_block_rows();
     /* B read in place: with few rows (packing would cost about as much as the tiles that reuse
      * each panel), or when B is a single micro-panel already (N <= NR, rows NR floats apart:
      * 64-channel 1x1 layers' x or dy in the backward filter, which was packed as a copy of
@@ -235,12 +256,12 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
          * backward filter's packed B (dy, or x for 1x1 layers) came from memory in bursts, the
          * hardware prefetchers idle during the FMAs in between: resnet block1/unit_2/conv1
          * 1.21x, block1/unit_1/shortcut 1.15x, block2/unit_1/conv3 1.10x. */
-        const int src_pf = p->b_src && !direct && nc == p->N && m1 - m0 <= KN_MC;
+        const int src_pf = p->b_src && !direct && nc == p->N && m1 - m0 <= block_rows;
         /* Otherwise, with one MC block, each B panel is packed just before its micro-tiles, into
          * L1. Packed a chunk at a time (up to 1 MB), it went out to L2 or beyond and came back:
          * on Zen 5 (1 MB L2) the 64-channel 3x3 backward filters (dW^T = dy^T X_col, M = 64) ran
          * at 50% of peak, and 1.31-1.45x faster this way (with bwf2_bpack's one-tap copy). */
-        const int jit_b = !direct && !rows_outer && !src_pf && m1 - m0 <= KN_MC;
+        const int jit_b = !direct && !rows_outer && !src_pf && m1 - m0 <= block_rows;
         /* Otherwise K rows per packed chunk, whole KC blocks: as many as the KB x NC buffer
          * holds at this block's width, so a narrow B (N = 64: vgg's conv1_2, resnet's 64-channel
          * layers) is packed whole and each C block is finished in one visit instead of one per
@@ -259,8 +280,8 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
             if (!direct && !jit_b) p->b_pack(p->bctx, w->b, kb, krows, jc, nc);
             else if (direct && tail)
                 p->b_pack(p->bctx, w->b, kb, krows, jc + nc - tail, tail);
-            for (int ic = m0; ic < m1; ic += KN_MC) {
-                const int mc = SB_MIN(KN_MC, m1 - ic), np = (mc + KN_MR - 1) / KN_MR;
+            for (int ic = m0; ic < m1; ic += block_rows) {
+                const int mc = SB_MIN(block_rows, m1 - ic), np = (mc + KN_MR - 1) / KN_MR;
                 for (int q = 0; q < np; q++)
                     panel_init(p, &pn[q], ic + q * KN_MR, SB_MIN(KN_MR, m1 - ic - q * KN_MR));
                 for (int pc = kb; pc < kend; pc += p->kc) {

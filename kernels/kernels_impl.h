@@ -147,6 +147,13 @@ typedef struct kn_gemm_plan {
     const float *bias;  /* (N) added once, or NULL */
 } kn_gemm_plan;
 
+/* The engine's MC block height: the most rows whose A block (MC x KC) and C block (MC x NC)
+ * take at most KN_L2_SHARE of one core's L2 (simd.h), a multiple of KN_MR in [2 KN_MR, KN_MC];
+ * KN_MC where the L2 size is unknown. The size is read once (sysconf). */
+int kn_block_rows(void);
+/* The same for an L2 of l2_bytes (<= 0: unknown). */
+int kn_block_rows_for_l2(long l2_bytes);
+
 /* Per-thread scratch of the engine. */
 typedef struct kn_thread_ws {
     float *a;     /* KN_MC * KN_KC */

@@ -55,8 +55,19 @@
 #ifndef KN_NC
 #define KN_NC 512
 #endif
+/* The largest MC block (the workspace and the engine's panel arrays are sized for it); the
+ * engine runs the block height kn_block_rows() derives from this machine's L2 (gemm.c): the A
+ * and C blocks of one MC block (MC x (KC + NC) floats) in at most KN_L2_SHARE of it, the rest
+ * for the B panels that stream through and the prefetchers' lines. 144 rows (A 144 KB + C 288
+ * KB with AVX2's KC = 256) was tuned on 1 and 2 MB L2s; on Zen 3's 512 KB it overflowed L2 and
+ * each C block went to L3 and back once per K chunk: 72 rows measured 1.05-1.16x on
+ * resnet_v1_50's conv layers there (whole-net medians of alternating runs; 36 to 96 rows all
+ * beat 144). */
 #ifndef KN_MC
 #define KN_MC (KN_MR * 24)
+#endif
+#ifndef KN_L2_SHARE
+#define KN_L2_SHARE 0.45
 #endif
 
 _Static_assert(KN_NC % KN_NR == 0, "NC must be a multiple of NR");

@@ -17,6 +17,7 @@
 
 #include "core/sb.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 #include "tests/support/testutil.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -70,7 +71,7 @@ static size_t check_sgemm(int ta, int tb, int M, int N, int K, float alpha, floa
 
 static void test_sgemm_shapes(void **state) {
     (void)state;
-    static const int Ms[] = {1, 5, 6, 7, 13, 64, 97};
+    static const int Ms[] = {1, 5, 6, 7, 13, 64, 97, KN_MC + 7}; /* the last: several MC blocks */
     static const int Ns[] = {1, 8, 15, 16, 64, 65, 130};
     static const int Ks[] = {1, 3, 64, 257, 600};
     size_t bad = 0;
@@ -80,6 +81,31 @@ static void test_sgemm_shapes(void **state) {
                 for (int t = 0; t < 4; t++)
                     bad += check_sgemm(t & 1, t >> 1, Ms[a], Ns[b], Ks[c], 1.0f, 0.0f, 0, 0);
     assert_int_equal(bad, 0);
+}
+
+/* The MC block height from the L2 size: a multiple of MR in [2 MR, KN_MC]; the A and C blocks
+ * (MC x (KC + NC) floats) within KN_L2_SHARE of L2, and the largest such height; KN_MC when
+ * the size is unknown. A 512 KB L2 (Zen 3) must get fewer rows than KN_MC: the 144 rows tuned
+ * on larger L2s measured 1.05-1.16x slower there. */
+static void test_block_rows_from_l2(void **state) {
+    (void)state;
+    assert_int_equal(kn_block_rows_for_l2(0), KN_MC);
+    assert_int_equal(kn_block_rows_for_l2(-1), KN_MC);
+    assert_int_equal(kn_block_rows_for_l2(1 << 14), 2 * KN_MR);
+    const double row_bytes = sizeof(float) * (double)(KN_KC + KN_NC);
+    int prev = 0;
+    for (long l2 = 64 << 10; l2 <= 32L << 20; l2 *= 2) {
+        const int mc = kn_block_rows_for_l2(l2);
+        assert_true(mc % KN_MR == 0 && mc >= 2 * KN_MR && mc <= KN_MC);
+        assert_true(mc >= prev); /* more L2, no fewer rows */
+        if (mc > 2 * KN_MR) assert_true(mc * row_bytes <= KN_L2_SHARE * l2);
+        if (mc < KN_MC) assert_true((mc + KN_MR) * row_bytes > KN_L2_SHARE * l2);
+        prev = mc;
+    }
+    assert_true(kn_block_rows_for_l2(512 << 10) < KN_MC);
+    assert_int_equal(kn_block_rows_for_l2(32L << 20), KN_MC);
+    const int here = kn_block_rows();
+    assert_true(here % KN_MR == 0 && here >= 2 * KN_MR && here <= KN_MC);
 }
 
 static void test_sgemm_alpha_beta_nan_pad(void **state) {
@@ -262,6 +288,7 @@ static void test_conv_vs_direct(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm_shapes),
+        cmocka_unit_test(test_block_rows_from_l2),
         cmocka_unit_test(test_sgemm_alpha_beta_nan_pad),
         cmocka_unit_test(test_sgemm_deterministic),
         cmocka_unit_test(test_fc),

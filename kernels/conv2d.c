@@ -30,6 +30,19 @@
 #ifndef CV_PARTIAL_MAX
 #define CV_PARTIAL_MAX (1 << 16)
 #endif
+/* A 1x1 layer's dW up to CV_PARTIAL_BIG floats is a split reduction too when every thread gets
+ * at least CV_PARTIAL_BIG_PIXELS pixels: the partials' zeroing, adding and summing then cost
+ * under 2% of the thread's FMAs, while splitting dW had each thread pack all of x^T (or of dy),
+ * where each packed value meets only OC (IC) columns. resnet block2/unit_1/shortcut (256 x 512,
+ * 25088 pixels) 1.11x on Zen 4 (medians of 6 alternating runs); the 3x3 layers of that size
+ * (vgg conv2_x, resnet block2 conv2) gained nothing or lost up to 6%, and 1x1 layers with 6272
+ * pixels or fewer lost 10-30%. */
+#ifndef CV_PARTIAL_BIG
+#define CV_PARTIAL_BIG (1 << 18)
+#endif
+#ifndef CV_PARTIAL_BIG_PIXELS
+#define CV_PARTIAL_BIG_PIXELS 8192
+#endif
 /* Pixels ahead that the backward filter's X_col packer prefetches. */
 #ifndef BWF_PREFETCH
 #define BWF_PREFETCH 6
@@ -643,8 +656,12 @@ static inline size_t cv_round_up(size_t n, size_t m) { return (n + m - 1) / m * 
 
 static bwf_mode bwf_choose(const conv2d_shape *s) {
     const size_t Kp = (size_t)s->KH * s->KW * s->IC, out = Kp * s->OC;
+    const size_t P = (size_t)s->N * s->OH * s->OW, nth = (size_t)kn_max_threads();
     bwf_mode m = {0};
-    if (out <= CV_PARTIAL_MAX && !cv_is_fc(s)) {
+    const int small = out <= CV_PARTIAL_MAX,
+              big = nth > 1 && s->KH * s->KW == 1 && out <= CV_PARTIAL_BIG &&
+                    P >= CV_PARTIAL_BIG_PIXELS * nth;
+    if ((small || big) && !cv_is_fc(s)) {
         m.split_reduction = 1;
         /* The cheaper orientation per pixel, in rough cycles: the FMAs on the padded tile grid
          * (M rounded up to MR rows, N to NR columns; 2 x 16-lane FMAs a cycle), dealing the

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,12 +324,67 @@ static void test_conv_fast_vs_ref_tails(void **state) {
     }
 }
 
+/* A 1x1 layer's dW of 64K-256K floats with at least 8192 pixels per thread (two threads) is a
+ * split reduction like the small ones (conv2d.c, CV_PARTIAL_BIG): too big for the naive
+ * reference, so whole rows and columns of dW (and db) are checked against dot products in
+ * double. */
+static void test_conv_bwf_big_1x1(void **state) {
+    (void)state;
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(2);
+    conv2d_shape sh;
+    assert_int_equal(conv2d_shape_init(&sh, 1, 130, 128, 72, 1000, 1, 1, 1, 1,
+                                       KN_PADDING_SAME, 0, 0, 0, 0),
+                     0);
+    const size_t P = (size_t)sh.N * sh.OH * sh.OW, IC = (size_t)sh.IC, OC = (size_t)sh.OC;
+    assert_true(IC * OC > (1 << 16) && P >= 2 * 8192);
+    float *x = fbuf(P * IC), *dy = fbuf(P * OC), *dw = fbuf(IC * OC), *db = fbuf(OC);
+    fill_uniform(x, P * IC, 11);
+    fill_uniform(dy, P * OC, 12);
+    const size_t wsz = conv2d_workspace_size(&sh);
+    void *ws = sb_aligned_alloc(wsz);
+    conv2d_backward_filter(dw, db, dy, x, &sh, ws);
+    const int rows[] = {0, 1, 35, 71}, cols[] = {0, 500, 999};
+    float *got = fbuf(OC), *want = fbuf(OC);
+    char what[64];
+    for (size_t r = 0; r < SB_ARRAY_LEN(rows); r++) { /* dW row i: every output channel */
+        const size_t i = (size_t)rows[r];
+        for (size_t j = 0; j < OC; j++) {
+            double acc = 0.0;
+            for (size_t p = 0; p < P; p++) acc += (double)x[p * IC + i] * dy[p * OC + j];
+            got[j] = dw[i * OC + j], want[j] = (float)acc;
+        }
+        snprintf(what, sizeof what, "big 1x1 dw row %zu", i);
+        check_close(what, got, want, OC);
+    }
+    for (size_t c = 0; c < SB_ARRAY_LEN(cols); c++) { /* dW column j: every input channel */
+        const size_t j = (size_t)cols[c];
+        for (size_t i = 0; i < IC; i++) {
+            double acc = 0.0;
+            for (size_t p = 0; p < P; p++) acc += (double)x[p * IC + i] * dy[p * OC + j];
+            got[i] = dw[i * OC + j], want[i] = (float)acc;
+        }
+        snprintf(what, sizeof what, "big 1x1 dw column %zu", j);
+        check_close(what, got, want, IC);
+    }
+    for (size_t j = 0; j < OC; j++) {
+        double acc = 0.0;
+        for (size_t p = 0; p < P; p++) acc += dy[p * OC + j];
+        want[j] = (float)acc;
+    }
+    check_close("big 1x1 db", db, want, OC);
+    sb_aligned_free(ws);
+    free(x), free(dy), free(dw), free(db), free(got), free(want);
+    omp_set_num_threads(saved_threads);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_vs_pytorch),
         cmocka_unit_test(test_fc_vectors_via_conv_ref),
         cmocka_unit_test(test_fc_vs_pytorch),
         cmocka_unit_test(test_conv_fast_vs_ref_tails),
+        cmocka_unit_test(test_conv_bwf_big_1x1),
     };
     return cmocka_run_group_tests_name("kernels_conv", tests, NULL, NULL);
 }

@@ -324,6 +324,19 @@ static void test_conv_fast_vs_ref_tails(void **state) {
     }
 }
 
+/* n entries of dW (IC x OC) = x^T dy from (i, j) in steps (di, dj) against dot products in
+ * double over the P pixels (x: P x IC, dy: P x OC); got and want hold n floats. */
+static void check_dw_line(const char *what, const float *dw, const float *x, const float *dy,
+                          size_t P, size_t IC, size_t OC, size_t i, size_t j, size_t di,
+                          size_t dj, size_t n, float *got, float *want) {
+    for (size_t e = 0; e < n; e++, i += di, j += dj) {
+        double acc = 0.0;
+        for (size_t p = 0; p < P; p++) acc += (double)x[p * IC + i] * dy[p * OC + j];
+        got[e] = dw[i * OC + j], want[e] = (float)acc;
+    }
+    check_close(what, got, want, n);
+}
+
 /* A 1x1 layer's dW of 64K-256K floats with at least 8192 pixels per thread (two threads) is a
  * split reduction like the small ones (conv2d.c, CV_PARTIAL_BIG): too big for the naive
  * reference, so whole rows and columns of dW (and db) are checked against dot products in
@@ -348,24 +361,12 @@ static void test_conv_bwf_big_1x1(void **state) {
     float *got = fbuf(OC), *want = fbuf(OC);
     char what[64];
     for (size_t r = 0; r < SB_ARRAY_LEN(rows); r++) { /* dW row i: every output channel */
-        const size_t i = (size_t)rows[r];
-        for (size_t j = 0; j < OC; j++) {
-            double acc = 0.0;
-            for (size_t p = 0; p < P; p++) acc += (double)x[p * IC + i] * dy[p * OC + j];
-            got[j] = dw[i * OC + j], want[j] = (float)acc;
-        }
-        snprintf(what, sizeof what, "big 1x1 dw row %zu", i);
-        check_close(what, got, want, OC);
+        snprintf(what, sizeof what, "big 1x1 dw row %d", rows[r]);
+        check_dw_line(what, dw, x, dy, P, IC, OC, (size_t)rows[r], 0, 0, 1, OC, got, want);
     }
     for (size_t c = 0; c < SB_ARRAY_LEN(cols); c++) { /* dW column j: every input channel */
-        const size_t j = (size_t)cols[c];
-        for (size_t i = 0; i < IC; i++) {
-            double acc = 0.0;
-            for (size_t p = 0; p < P; p++) acc += (double)x[p * IC + i] * dy[p * OC + j];
-            got[i] = dw[i * OC + j], want[i] = (float)acc;
-        }
-        snprintf(what, sizeof what, "big 1x1 dw column %zu", j);
-        check_close(what, got, want, IC);
+        snprintf(what, sizeof what, "big 1x1 dw column %d", cols[c]);
+        check_dw_line(what, dw, x, dy, P, IC, OC, 0, (size_t)cols[c], 1, 0, IC, got, want);
     }
     for (size_t j = 0; j < OC; j++) {
         double acc = 0.0;

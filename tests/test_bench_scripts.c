@@ -73,11 +73,14 @@ static void test_compare_builds_dry_run_order(void **state) {
     assert_non_null(strstr(mk[1], "BUILD=native all bench"));
     free(copy);
     copy = strdup(out);
-    assert_int_equal(lines_starting(copy, "build/", ln, 16), 2 + 2 * 2 * 2);
-    /* peaks first, one per variant, into the run's directory */
-    assert_non_null(strstr(ln[0], "build/generic/bench/peak --threads=2"));
-    assert_non_null(strstr(ln[1], "build/native/bench/peak --threads=2"));
-    assert_non_null(strstr(ln[0], "/nonexistent/results/compare_builds.d/"));
+    enum { NPEAK = 3 * 2 }; /* three rounds of one peak per variant */
+    assert_int_equal(lines_starting(copy, "build/", ln, 16), NPEAK + 2 * 2 * 2);
+    /* peaks first, the variants interleaved, into the run's directory */
+    for (int i = 0; i < NPEAK; i++) {
+        assert_non_null(strstr(ln[i], i % 2 ? "build/native/bench/peak --threads=2"
+                                             : "build/generic/bench/peak --threads=2"));
+        assert_non_null(strstr(ln[i], "/nonexistent/results/compare_builds.d/"));
+    }
     /* repeat 1: generic then native for each model; repeat 2: native first */
     const char *want[][2] = {{"generic", "lenet"},  {"native", "lenet"},
                              {"generic", "cifarnet"}, {"native", "cifarnet"},
@@ -87,11 +90,12 @@ static void test_compare_builds_dry_run_order(void **state) {
         char exe[64], model[64];
         snprintf(exe, sizeof exe, "build/%s/bin/launch ", want[i][0]);
         snprintf(model, sizeof model, "--model_name=%s ", want[i][1]);
-        if (strncmp(ln[2 + i], exe, strlen(exe)) || !strstr(ln[2 + i], model))
-            fail_msg("launch %d: want %s%s, got: %s", i, exe, model, ln[2 + i]);
-        assert_non_null(strstr(ln[2 + i], "--batch_size=4 --optimizer=rmsprop"));
-        assert_non_null(strstr(ln[2 + i], "--max_number_of_steps=4 --num_warmup_steps=1"));
-        assert_non_null(strstr(ln[2 + i], "--threads_per_replica=2"));
+        const char *l = ln[NPEAK + i];
+        if (strncmp(l, exe, strlen(exe)) || !strstr(l, model))
+            fail_msg("launch %d: want %s%s, got: %s", i, exe, model, l);
+        assert_non_null(strstr(l, "--batch_size=4 --optimizer=rmsprop"));
+        assert_non_null(strstr(l, "--max_number_of_steps=4 --num_warmup_steps=1"));
+        assert_non_null(strstr(l, "--threads_per_replica=2"));
     }
     free(copy);
     free(out);

@@ -34,9 +34,9 @@
  * at least CV_PARTIAL_BIG_PIXELS pixels: the partials' zeroing, adding and summing then cost
  * under 2% of the thread's FMAs, while splitting dW had each thread pack all of x^T (or of dy),
  * where each packed value meets only OC (IC) columns. resnet block2/unit_1/shortcut (256 x 512,
- * 25088 pixels) 1.11x on Zen 4 (medians of 6 alternating runs); the 3x3 layers of that size
- * (vgg conv2_x, resnet block2 conv2) gained nothing or lost up to 6%, and 1x1 layers with 6272
- * pixels or fewer lost 10-30%. */
+ * 25088 pixels) 1.03-1.11x on Zen 4 (medians of 5 and 6 alternating runs, 8 of 11 paired
+ * wins); the 3x3 layers of that size (vgg conv2_x, resnet block2 conv2) gained nothing or lost
+ * up to 6%, and 1x1 layers with 6272 pixels or fewer lost 10-30%. */
 #ifndef CV_PARTIAL_BIG
 #define CV_PARTIAL_BIG (1 << 18)
 #endif

@@ -154,7 +154,7 @@ for v in "${runnable[@]}"; do
     best=$(awk -F, -v v="$v" 'NR > 1 && NF >= 5 && $2 == v && $5 + 0 > b { b = $5 + 0; row = $0 } END { print row }' "$work/peak_trials.csv")
     [ -n "$best" ] || { echo "compare_builds.sh: no peak measured for $v (see $work/peak_$v.log)" >&2; exit 1; }
     bench_csv_append "$work/peak.csv" "$(head -n 1 "$work/peak_trials.csv")" "$best"
-    peak[$v]=$(bench_csv_last "$work/peak.csv" gflops)
+    peak[$v]=$(cut -d, -f5 <<<"$best")
     echo "   $v: ${peak[$v]} GFLOP/s, the best of $peak_rounds"
 done
 

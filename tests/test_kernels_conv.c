@@ -3,7 +3,8 @@
  * and even sizes (asymmetric padding), 1x1 (stride 1 and 2), 7x7, 1x7 / 7x1, VALID with IC = 17,
  * batch > 1, non-square inputs, with and without bias. Also the API's accumulation contract
  * (dx overwritten, dw/db +=). Both the naive conv2d_*_ref and the fast conv2d_* are checked,
- * and the fast conv is compared with the reference on tail shapes.
+ * and the fast conv is compared with the reference on tail shapes; a 1x1 backward filter too big
+ * for the reference (the big-dW pixel split) against dot products in double.
  *
  * Tolerance: |got - want| <= atol + 1e-4 * |want|, atol = 1e-5 * max|want|. The references are
  * float64 results rounded once. conv2d_*_ref sums in double, so only its final rounding is left;

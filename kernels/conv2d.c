@@ -627,13 +627,14 @@ static void bwf2_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
     }
 }
 
-/* kn_gemm_plan.b_src of the two orientations: dy's rows, and x's when X_col is x. */
-static const float *bwf1_bsrc(const void *ctx, int k0) {
+/* The pixels' rows of dy, and of x when X_col is x: B's source in the two orientations
+ * (kn_gemm_plan.b_src), and A's in the other one (a_src). */
+static const float *bwf_dy_rows(const void *ctx, int k0) {
     const cv_ctx *c = ctx;
     return c->dy + (c->pbase + k0) * c->s->OC;
 }
 
-static const float *bwf2_bsrc(const void *ctx, int k0) {
+static const float *bwf_x_rows(const void *ctx, int k0) {
     const cv_ctx *c = ctx;
     return c->x + (c->pbase + k0) * c->s->IC;
 }
@@ -719,17 +720,19 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                                   .c = sub, .alpha = 1.0f, .beta = 0.0f};
                 if (mode.orient2) {
                     p.M = OC, p.N = Kp, p.a_pack = bwf2_apack, p.b_pack = bwf2_bpack;
+                    p.a_src = bwf_dy_rows, p.a_src_ld = OC;
                     p.ldc = Kp;
                     if (xcol_is_x(s)) {
                         p.b_direct = x + c.pbase * s->IC, p.b_ld = s->IC;
-                        p.b_src = bwf2_bsrc, p.b_src_ld = s->IC;
+                        p.b_src = bwf_x_rows, p.b_src_ld = s->IC;
                     }
                 } else {
                     p.M = Kp, p.N = OC, p.b_pack = bwf1_bpack;
                     if (mode.x_strided) p.a_segs = bwfs_segs, p.a_step = s->IC * s->SW;
                     else p.a_pack = bwf1_apack;
+                    if (p.a_pack && xcol_is_x(s)) p.a_src = bwf_x_rows, p.a_src_ld = s->IC;
                     p.b_direct = dy + c.pbase * OC, p.b_ld = OC;
-                    p.b_src = bwf1_bsrc, p.b_src_ld = OC;
+                    p.b_src = bwf_dy_rows, p.b_src_ld = OC;
                     p.ldc = OC;
                 }
                 kn_gemm_run(&p, 0, p.M, 0, p.N, &tw);
@@ -743,8 +746,9 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
         } else {
             kn_gemm_plan p = {.M = Kp, .N = OC, .K = (int)P, .kc = kn_pick_kc((int)P, 1),
                               .a_pack = bwf1_apack, .actx = &c, .b_pack = bwf1_bpack,
-                              .bctx = &c, .b_direct = dy, .b_ld = OC, .b_src = bwf1_bsrc,
+                              .bctx = &c, .b_direct = dy, .b_ld = OC, .b_src = bwf_dy_rows,
                               .b_src_ld = OC, .c = dw, .ldc = OC, .alpha = 1.0f, .beta = 1.0f};
+            if (xcol_is_x(s)) p.a_src = bwf_x_rows, p.a_src_ld = s->IC;
             kn_gemm_run_split(&p, ith, nth, &tw);
         }
         if (db) {

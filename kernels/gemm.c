@@ -189,6 +189,20 @@ static const float *next_b_panel(const kn_gemm_plan *p, int pc, int kc, int jc, 
     return NULL;
 }
 
+/* With packed A read from a source (a_src): where the A block packed after block (ic, pc) of
+ * the K chunk [kb, kend) starts in the source, in kn_gemm_run's loop order, and its rows (mc);
+ * NULL after the last block of a column block. */
+static const float *next_a_block(const kn_gemm_plan *p, int m0, int m1, int block_rows, int ic,
+                                 int pc, int kb, int kend, int *mc) {
+    int i, k;
+    if (pc + p->kc < kend) i = ic, k = pc + p->kc;
+    else if (ic + block_rows < m1) i = ic + block_rows, k = kb;
+    else if (kend < p->K) i = m0, k = kend;
+    else return NULL;
+    *mc = SB_MIN(block_rows, m1 - i);
+    return p->a_src(p->actx, k) + i;
+}
+
 /* One K block into a C that is read: the fully connected layers' backward filter (dW += X^T dY,
  * K = the batch), where C is the traffic (kn_gemm_run's row order, kn_gemm_run_split's split). */
 static int c_read_one_k_block(const kn_gemm_plan *p) { return p->K <= p->kc && p->beta != 0.0f; }
@@ -295,6 +309,21 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         src_pf && pc + 2 * kc <= p->K ? p->b_src(p->bctx, pc + kc) : NULL;
                     ptrdiff_t src_line = 0;
                     const ptrdiff_t src_end = (ptrdiff_t)kc * p->b_src_ld;
+                    /* the next A block's source, a 64-byte column strip (kc lines, one per k) per
+                     * micro-tile until its rows are covered: its rows lie a row of the source
+                     * apart (4 KB for a 1024-channel x), too far for the hardware prefetchers,
+                     * and the packer otherwise waited on memory for every line */
+                    const float *a_next = NULL;
+                    int a_strips = 0;
+                    if (p->a_pack && p->a_src) {
+                        int nmc = 0;
+                        a_next = next_a_block(p, m0, m1, block_rows, ic, pc, kb, kend, &nmc);
+                        if (a_next) {
+                            const uintptr_t lo = (uintptr_t)a_next & ~(uintptr_t)63;
+                            a_strips = (int)(((uintptr_t)(a_next + nmc) - lo + 63) / 64);
+                            a_next = (const float *)lo;
+                        }
+                    }
                     if (p->a_pack) {
                         p->a_pack(p->actx, w->a, ic, mc, pc, kc);
                         for (int q = 0; q < np; q++) pn[q].apanel = w->a + (size_t)q * kc * KN_MR;
@@ -367,6 +396,9 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                             if (src_next && src_line + (ptrdiff_t)kc * 16 <= src_end) {
                                 ept.b_next = src_next + src_line, ept.b_next_ld = 16;
                                 src_line += (ptrdiff_t)kc * 16;
+                            } else if (!ept.b_next && a_strips > 0) {
+                                ept.b_next = a_next, ept.b_next_ld = p->a_src_ld;
+                                a_next += 16, a_strips--;
                             }
                             run_tile(p, &pn[q], ic + q * KN_MR, kc, bp, ldb, jc + jr, nr, &ept,
                                      w->tile);

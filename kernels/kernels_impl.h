@@ -119,6 +119,11 @@ typedef struct kn_gemm_plan {
      * floats, element (i, k) at dst[(i/MR)*kc*MR + k*MR + i%MR], rows >= mc zero. */
     void (*a_pack)(const void *ctx, float *dst, int i0, int mc, int k0, int kc);
     const void *actx;
+    /* Optional, with packed A: the values A packs from are the columns of a row-major matrix,
+     * A(i, k) = a_src(actx, k0)[(k - k0) * a_src_ld + i] (the backward filter's x^T for a 1x1
+     * convolution, or dy^T). The micro-tiles then prefetch the next A block while one runs. */
+    const float *(*a_src)(const void *ctx, int k0);
+    int a_src_ld;
     /* Packed B: k [k0, k0+kc) x columns [j0, j0+nc) as ceil(nc/NR) micro-panels of kc*NR
      * floats, element (k, j) at dst[(j/NR)*kc*NR + k*NR + j%NR], columns >= nc zero. The engine
      * asks for a chunk of K blocks at a block's width, or, with one MC block, for one micro-panel

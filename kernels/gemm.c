@@ -294,8 +294,18 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
             if (!direct && !jit_b) p->b_pack(p->bctx, w->b, kb, krows, jc, nc);
             else if (direct && tail)
                 p->b_pack(p->bctx, w->b, kb, krows, jc + nc - tail, tail);
+            /* B packed a chunk at a time from a source (b_src), over several MC blocks: the
+             * last MC block's micro-tiles prefetch the next chunk's source, a 64-byte column
+             * strip of kc rows each. The packer read it from memory in one burst, too fast for
+             * the hardware prefetchers. (The lines then wait in L2, or in the L3 it spills to.) */
+            int bc_unit = 0, bc_units = 0;
+            const int bc_strips = (nc + 15) / 16;
+            if (p->b_src && !direct && !jit_b && !src_pf && kend < p->K)
+                bc_units = (SB_MIN(chunk, p->K - kend) + p->kc - 1) / p->kc * bc_strips;
             for (int ic = m0; ic < m1; ic += block_rows) {
                 const int mc = SB_MIN(block_rows, m1 - ic), np = (mc + KN_MR - 1) / KN_MR;
+                if (ic + block_rows < m1) bc_unit = bc_units; /* not the last block: none */
+                else bc_unit = 0;
                 for (int q = 0; q < np; q++)
                     panel_init(p, &pn[q], ic + q * KN_MR, SB_MIN(KN_MR, m1 - ic - q * KN_MR));
                 for (int pc = kb; pc < kend; pc += p->kc) {
@@ -399,6 +409,11 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                             } else if (!ept.b_next && a_strips > 0) {
                                 ept.b_next = a_next, ept.b_next_ld = p->a_src_ld;
                                 a_next += 16, a_strips--;
+                            } else if (!ept.b_next && bc_unit < bc_units) {
+                                const int rb = bc_unit / bc_strips, st = bc_unit % bc_strips;
+                                ept.b_next = p->b_src(p->bctx, kend + rb * p->kc) + jc + 16 * st;
+                                ept.b_next_ld = p->b_src_ld;
+                                bc_unit++;
                             }
                             run_tile(p, &pn[q], ic + q * KN_MR, kc, bp, ldb, jc + jr, nr, &ept,
                                      w->tile);

@@ -639,6 +639,18 @@ static const float *bwf_x_rows(const void *ctx, int k0) {
     return c->x + (c->pbase + k0) * c->s->IC;
 }
 
+/* kn_gemm_plan.b_span of X_col: the image rows of x under the windows of pixels [k0, k1)
+ * (from pbase), from the first pixel's top window row to the last one's bottom row. */
+static void xcol_span(const void *ctx, int k0, int k1, const float **lo, const float **hi) {
+    const cv_ctx *c = ctx;
+    const conv2d_shape *s = c->s;
+    const pixel_walk a = pixel_walk_start(c, c->pbase + k0),
+                     b = pixel_walk_start(c, c->pbase + k1 - 1);
+    const ptrdiff_t row = (ptrdiff_t)s->IW * s->IC;
+    *lo = a.img + SB_MAX(a.ih0, 0) * row;
+    *hi = b.img + SB_MIN(b.ih0 + s->KH, s->IH) * row;
+}
+
 /* X_col is x itself: a 1x1 convolution, stride 1, no padding. */
 static int xcol_is_x(const conv2d_shape *s) {
     return s->KH == 1 && s->KW == 1 && s->SH == 1 && s->SW == 1 && s->PT == 0 && s->PL == 0 &&
@@ -721,6 +733,7 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                 if (mode.orient2) {
                     p.M = OC, p.N = Kp, p.a_pack = bwf2_apack, p.b_pack = bwf2_bpack;
                     p.a_src = bwf_dy_rows, p.a_src_ld = OC;
+                    p.b_span = xcol_span;
                     p.ldc = Kp;
                     if (xcol_is_x(s)) {
                         p.b_direct = x + c.pbase * s->IC, p.b_ld = s->IC;

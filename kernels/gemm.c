@@ -325,6 +325,15 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                      * and the packer otherwise waited on memory for every line */
                     const float *a_next = NULL;
                     int a_strips = 0;
+                    /* the next K block's span of B's source (b_span, B packed just in time),
+                     * kc lines per micro-tile */
+                    const float *span = NULL;
+                    ptrdiff_t span_floats = 0;
+                    if (jit_b && p->b_span && pc + kc < p->K) {
+                        const float *hi;
+                        p->b_span(p->bctx, pc + kc, SB_MIN(pc + 2 * kc, p->K), &span, &hi);
+                        span_floats = hi - span;
+                    }
                     if (p->a_pack && p->a_src) {
                         int nmc = 0;
                         a_next = next_a_block(p, m0, m1, block_rows, ic, pc, kb, kend, &nmc);
@@ -406,6 +415,9 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                             if (src_next && src_line + (ptrdiff_t)kc * 16 <= src_end) {
                                 ept.b_next = src_next + src_line, ept.b_next_ld = 16;
                                 src_line += (ptrdiff_t)kc * 16;
+                            } else if (span_floats > 0) {
+                                ept.b_next = span, ept.b_next_ld = 16;
+                                span += (ptrdiff_t)kc * 16, span_floats -= (ptrdiff_t)kc * 16;
                             } else if (!ept.b_next && a_strips > 0) {
                                 ept.b_next = a_next, ept.b_next_ld = p->a_src_ld;
                                 a_next += 16, a_strips--;

@@ -141,6 +141,11 @@ typedef struct kn_gemm_plan {
      * the micro-tiles prefetch the next block's rows. */
     const float *(*b_src)(const void *ctx, int k0);
     int b_src_ld;
+    /* Optional, with packed B: the memory that B's rows [k0, k1) are packed from lies within
+     * [*lo, *hi) (the backward filter's X_col: the rows of x under the pixels' windows). With
+     * one MC block and B packed a micro-panel at a time, the micro-tiles of a K block then
+     * prefetch the next block's span. */
+    void (*b_span)(const void *ctx, int k0, int k1, const float **lo, const float **hi);
     /* C: element (i, j) at c_row(cctx, i)[j] when c_row is set, else c[i*ldc + j], or
      * c[j*ldc + i] when c_trans. */
     float *(*c_row)(const void *ctx, int i);

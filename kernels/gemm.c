@@ -304,8 +304,7 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                 bc_units = (SB_MIN(chunk, p->K - kend) + p->kc - 1) / p->kc * bc_strips;
             for (int ic = m0; ic < m1; ic += block_rows) {
                 const int mc = SB_MIN(block_rows, m1 - ic), np = (mc + KN_MR - 1) / KN_MR;
-                if (ic + block_rows < m1) bc_unit = bc_units; /* not the last block: none */
-                else bc_unit = 0;
+                bc_unit = ic + block_rows < m1 ? bc_units : 0; /* only the last block's tiles */
                 for (int q = 0; q < np; q++)
                     panel_init(p, &pn[q], ic + q * KN_MR, SB_MIN(KN_MR, m1 - ic - q * KN_MR));
                 for (int pc = kb; pc < kend; pc += p->kc) {
@@ -319,12 +318,6 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         src_pf && pc + 2 * kc <= p->K ? p->b_src(p->bctx, pc + kc) : NULL;
                     ptrdiff_t src_line = 0;
                     const ptrdiff_t src_end = (ptrdiff_t)kc * p->b_src_ld;
-                    /* the next A block's source, a 64-byte column strip (kc lines, one per k) per
-                     * micro-tile until its rows are covered: its rows lie a row of the source
-                     * apart (4 KB for a 1024-channel x), too far for the hardware prefetchers,
-                     * and the packer otherwise waited on memory for every line */
-                    const float *a_next = NULL;
-                    int a_strips = 0;
                     /* the next K block's span of B's source (b_span, B packed just in time),
                      * kc lines per micro-tile */
                     const float *span = NULL;
@@ -334,6 +327,12 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         p->b_span(p->bctx, pc + kc, SB_MIN(pc + 2 * kc, p->K), &span, &hi);
                         span_floats = hi - span;
                     }
+                    /* the next A block's source, a 64-byte column strip (kc lines, one per k) per
+                     * micro-tile until its rows are covered: its rows lie a row of the source
+                     * apart (4 KB for a 1024-channel x), too far for the hardware prefetchers,
+                     * and the packer otherwise waited on memory for every line */
+                    const float *a_next = NULL;
+                    int a_strips = 0;
                     if (p->a_pack && p->a_src) {
                         int nmc = 0;
                         a_next = next_a_block(p, m0, m1, block_rows, ic, pc, kb, kend, &nmc);

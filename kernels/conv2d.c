@@ -594,15 +594,36 @@ static void bwf2_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
     const int tap = j0 / s->IC, ci = j0 - tap * s->IC;
     if (nc <= KN_NR && ci + nc <= s->IC) {
         /* one panel inside one tap's channels (64-channel and wider layers, packed panel by
-         * panel): a piece of one pixel of x, or zeros, per k */
-        const int kh = tap / s->KW, kw = tap - kh * s->KW;
-        for (int k = 0; k < kc; k++, pixel_walk_next(&px)) {
-            const float *src;
+         * panel): a piece of one pixel of x, or zeros, per k. Along an output row the piece
+         * moves by SW pixels of x, and it is inside the image for the columns [lo, hi) (found
+         * once), so a row is three runs without per-pixel tap arithmetic. (Found pixel by
+         * pixel, this packing was a fifth of the avx2 build's 64-channel 3x3 backward filter,
+         * whose 16-wide panels pack each pixel 36 times.) */
+        const int kh = tap / s->KW, kw = tap - kh * s->KW, SW = s->SW;
+        const int lo = SB_MAX(cv_ceil_div(s->PL - kw, SW), 0);
+        const int hi = SB_MIN(cv_ceil_div(s->IW + s->PL - kw, SW), s->OW);
+        const ptrdiff_t step = (ptrdiff_t)SW * s->IC;
+        for (int k = 0; k < kc;) {
+            const int ow0 = px.ow, len = SB_MIN(kc - k, s->OW - ow0), ih = px.ih0 + kh;
             float *d = dst + (size_t)k * KN_NR;
-            (void)xcol_run_at(s, px.img, px.ih0, px.iw0, 0, kh, kw, ci, &src);
-            if (src) kn_copy_floats(d, src, nc);
-            else kn_zero_floats(d, nc);
-            if (nc < KN_NR) kn_zero_floats(d + nc, KN_NR - nc);
+            int a = len, b = len; /* [a, b): the run's pixels whose piece is in x */
+            if ((unsigned)ih < (unsigned)s->IH) {
+                a = SB_MIN(SB_MAX(lo - ow0, 0), len);
+                b = SB_MAX(SB_MIN(hi - ow0, len), a);
+            }
+            for (int t = 0; t < a; t++) kn_zero_floats(d + (size_t)t * KN_NR, KN_NR);
+            if (a < b) {
+                const float *src =
+                    px.img + ((ptrdiff_t)ih * s->IW + px.iw0 + (ptrdiff_t)a * SW + kw) * s->IC + ci;
+                for (int t = a; t < b; t++, src += step) {
+                    kn_copy_floats(d + (size_t)t * KN_NR, src, nc);
+                    if (nc < KN_NR) kn_zero_floats(d + (size_t)t * KN_NR + nc, KN_NR - nc);
+                }
+            }
+            for (int t = b; t < len; t++) kn_zero_floats(d + (size_t)t * KN_NR, KN_NR);
+            k += len;
+            px.ow += len - 1; /* the run ends at the row's end at the latest */
+            pixel_walk_next(&px);
         }
         return;
     }

@@ -68,12 +68,12 @@ int kn_pick_kc(int K, int align) {
     return kc;
 }
 
-/* The slow path for a micro-tile: tails, rows at irregular addresses, transposed C. The kernel
- * wrote alpha-free sums into t (ldc KN_NR). Rows are merged with whole-row loops the compiler
- * vectorizes: irregular rows are common (backward data's phase grids are 7 to 112 pixels wide,
- * so most 6-row panels wrap a row), and stride-2 backward data ran 1.12-1.18x faster once this
- * merge stopped going element by element. Same order as the kernel's store: alpha * sum,
- * + bias, + beta * C (which the kernel fuses into one FMA). */
+/* The slow path for a micro-tile: tails (short of MR rows or NR columns) and transposed C. The
+ * kernel wrote alpha-free sums into t (ldc KN_NR). Rows are merged with whole-row loops the
+ * compiler vectorizes (stride-2 backward data, whose full tiles also came this way until the
+ * kernels stored to row pointers, ran 1.12-1.18x faster once this merge stopped going element
+ * by element). Same order as the kernel's store: alpha * sum, + bias, + beta * C (which the
+ * kernel fuses into one FMA). */
 static void merge_row(float *restrict dst, const float *restrict t, int nr, float alpha,
                       float beta, const float *restrict bias) {
     if (beta == 0.0f) {
@@ -168,7 +168,20 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
         else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, c, pn->ldc, ep);
         return;
     }
-    const kn_uk_epilogue sums = {1.0f, 0.0f, NULL, 0, ep->b_next, ep->b_next_ld};
+    if (!p->c_trans && pn->mr == KN_MR && nr == KN_NR) {
+        /* a full tile whose rows are irregular (c_row): the kernel stores to them itself.
+         * Through the tile buffer and merge_tile it cost stride-2 backward data (7-pixel phase
+         * grid rows, so most panels wrap a row) an extra pass over C. */
+        SB_DASSERT(!ep->stream);
+        kn_uk_epilogue ept = *ep;
+        ept.c_rows = pn->crow;
+        ept.c_col = j0;
+        if (pn->apanel) kn_ukernel_packed(kc, pn->apanel, bp, ldb, NULL, 0, &ept);
+        else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, NULL, 0, &ept);
+        return;
+    }
+    const kn_uk_epilogue sums = {
+        .alpha = 1.0f, .beta = 0.0f, .b_next = ep->b_next, .b_next_ld = ep->b_next_ld};
     if (pn->apanel) kn_ukernel_packed(kc, pn->apanel, bp, ldb, tile, KN_NR, &sums);
     else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, tile, KN_NR, &sums);
     merge_tile(p, pn->crow, i0, j0, pn->mr, nr, tile, ep->beta, ep->bias);
@@ -309,8 +322,10 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                     panel_init(p, &pn[q], ic + q * KN_MR, SB_MIN(KN_MR, m1 - ic - q * KN_MR));
                 for (int pc = kb; pc < kend; pc += p->kc) {
                     const int kc = SB_MIN(p->kc, kend - pc);
-                    const kn_uk_epilogue ep = {p->alpha, pc == 0 ? p->beta : 1.0f,
-                                               pc == 0 ? p->bias : NULL, stream, NULL, 0};
+                    const kn_uk_epilogue ep = {.alpha = p->alpha,
+                                               .beta = pc == 0 ? p->beta : 1.0f,
+                                               .bias = pc == 0 ? p->bias : NULL,
+                                               .stream = stream};
                     const float *bblk = w->b + (size_t)(pc - kb) * KN_NR;
                     /* the next K block's source rows (b_src), kc lines per micro-tile: the
                      * packer then reads them from L2 instead of waiting on memory */

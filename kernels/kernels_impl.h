@@ -57,31 +57,45 @@ typedef struct kn_uk_epilogue {
     const float *b_next; /* one line per k step into L2 (the SIMD kernels), lines b_next_ld
                           * floats apart, or NULL */
     ptrdiff_t b_next_ld;
+    /* or NULL: C's row i at c + i * ldc. Set: row i at c_rows[i] + c_col (rows at irregular
+     * addresses: stride-2 backward data's phase grids, whose 6-row panels mostly wrap an image
+     * row; c and ldc unused, stream 0) */
+    float *const *c_rows;
+    int c_col;
 } kn_uk_epilogue;
 
-/* The SIMD kernels' store phase: STORE_AS(acc, c, ldc, alpha, beta, bias, scale, add_bias,
+/* The SIMD kernels' C rows for a tile: c + i * ldc, or the epilogue's row pointers. Computed
+ * where they are used (prefetch, store), not held in registers through the k loop. */
+static inline __attribute__((always_inline)) void
+kn_uk_crows(float *rows[KN_MR], float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    if (ep->c_rows)
+        for (int i = 0; i < KN_MR; i++) rows[i] = ep->c_rows[i] + ep->c_col;
+    else
+        for (int i = 0; i < KN_MR; i++) rows[i] = c + i * ldc;
+}
+
+/* The SIMD kernels' store phase: STORE_AS(acc, rows, alpha, beta, bias, scale, add_bias,
  * accumulate, stream) with constant options in each common case, so that each compiles to a
  * straight run of stores. With the tests inside its unrolled loop GCC kept four compares and
  * branches per stored vector (about 100 instructions per tile), a third of the kernel's time
  * outside the k loop when K is small (vgg conv1_1, K = 27). */
-#define KN_UK_STORE_DISPATCH(STORE_AS, acc, c, ldc, ep)                                          \
+#define KN_UK_STORE_DISPATCH(STORE_AS, acc, rows, ep)                                            \
     do {                                                                                         \
-        const float alpha_ = (ep)->alpha, beta_ = (ep)->beta;                                   \
+        const float alpha_ = (ep)->alpha, beta_ = (ep)->beta;                                    \
         const float *bias_ = (ep)->bias;                                                         \
         const int stream_ = (ep)->stream;                                                        \
         if (alpha_ != 1.0f) {                                                                    \
-            STORE_AS(acc, c, ldc, alpha_, beta_, bias_, 1, bias_ != NULL, beta_ != 0.0f,         \
-                     stream_);                                                                   \
+            STORE_AS(acc, rows, alpha_, beta_, bias_, 1, bias_ != NULL, beta_ != 0.0f, stream_); \
             break;                                                                               \
         }                                                                                        \
         switch ((bias_ != NULL) | (beta_ != 0.0f) << 1 | (stream_ != 0) << 2) {                  \
-        case 0: STORE_AS(acc, c, ldc, 1.0f, 0.0f, NULL, 0, 0, 0, 0); break;                      \
-        case 1: STORE_AS(acc, c, ldc, 1.0f, 0.0f, bias_, 0, 1, 0, 0); break;                     \
-        case 2: STORE_AS(acc, c, ldc, 1.0f, beta_, NULL, 0, 0, 1, 0); break;                     \
-        case 3: STORE_AS(acc, c, ldc, 1.0f, beta_, bias_, 0, 1, 1, 0); break;                    \
-        case 4: STORE_AS(acc, c, ldc, 1.0f, 0.0f, NULL, 0, 0, 0, 1); break;                      \
-        case 5: STORE_AS(acc, c, ldc, 1.0f, 0.0f, bias_, 0, 1, 0, 1); break;                     \
-        default: STORE_AS(acc, c, ldc, 1.0f, beta_, bias_, 0, bias_ != NULL, 1, stream_); break; \
+        case 0: STORE_AS(acc, rows, 1.0f, 0.0f, NULL, 0, 0, 0, 0); break;                        \
+        case 1: STORE_AS(acc, rows, 1.0f, 0.0f, bias_, 0, 1, 0, 0); break;                       \
+        case 2: STORE_AS(acc, rows, 1.0f, beta_, NULL, 0, 0, 1, 0); break;                       \
+        case 3: STORE_AS(acc, rows, 1.0f, beta_, bias_, 0, 1, 1, 0); break;                      \
+        case 4: STORE_AS(acc, rows, 1.0f, 0.0f, NULL, 0, 0, 0, 1); break;                        \
+        case 5: STORE_AS(acc, rows, 1.0f, 0.0f, bias_, 0, 1, 0, 1); break;                       \
+        default: STORE_AS(acc, rows, 1.0f, beta_, bias_, 0, bias_ != NULL, 1, stream_); break;   \
         }                                                                                        \
     } while (0)
 

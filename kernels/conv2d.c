@@ -486,7 +486,7 @@ static void bwf1_apack(const void *ctx, float *dst, int i0, int mc, int k0, int 
     const cv_ctx *c = ctx;
     const conv2d_shape *s = c->s;
     const int IC = s->IC, KW = s->KW;
-    const size_t panel = (size_t)kc * KN_MR;
+    const size_t panel = kn_apanel_stride(kc);
     const int tap = i0 / IC, ci = i0 - tap * IC, kh = tap / KW, kw = tap - kh * KW;
     float row[KN_MC + KN_MR];
     pixel_walk px = pixel_walk_start(c, c->pbase + k0);
@@ -573,7 +573,7 @@ static void bwf1_bpack(const void *ctx, float *dst, int k0, int kc, int j0, int 
 static void bwf2_apack(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
     const cv_ctx *c = ctx;
     const int OC = c->s->OC;
-    const size_t panel = (size_t)kc * KN_MR;
+    const size_t panel = kn_apanel_stride(kc);
     const float *dy = c->dy + (c->pbase + k0) * OC + i0;
     for (int k = 0; k < kc; k++) {
         const float *ahead = dy + (ptrdiff_t)(k + BWF2_PREFETCH) * OC;

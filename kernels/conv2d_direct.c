@@ -90,7 +90,7 @@ static size_t fd_row_floats(const conv2d_shape *s) {
 
 int conv2d_direct_applies(const conv2d_shape *s) {
     return s->IC <= 4 && s->KH <= FD_KH_MAX && s->OC % KN_NR == 0 &&
-           (size_t)s->KH * fd_row_floats(s) <= (size_t)KN_MC * KN_KC;
+           (size_t)s->KH * fd_row_floats(s) <= KN_ABLOCK_FLOATS;
 }
 
 /* All tiles of one output row, channel block [oc0, oc0 + KN_NR). */

@@ -38,8 +38,9 @@ int kn_block_rows(void) {
 #define KN_BLOCK_SEGS ((KN_MC / KN_MR) * KN_KC)
 
 size_t kn_thread_ws_bytes(void) {
-    return kn_align64(sizeof(float) * KN_MC * KN_KC) + kn_align64(sizeof(float) * KN_KB * KN_NC) +
-           kn_align64(sizeof(float) * KN_MR * KN_NR) + kn_align64(sizeof(kn_seg) * KN_BLOCK_SEGS);
+    return kn_align64(sizeof(float) * KN_ABLOCK_FLOATS) +
+           kn_align64(sizeof(float) * KN_KB * KN_NC) + kn_align64(sizeof(float) * KN_MR * KN_NR) +
+           kn_align64(sizeof(kn_seg) * KN_BLOCK_SEGS);
 }
 
 kn_thread_ws kn_thread_ws_get(void *ws, int ith) {
@@ -47,7 +48,7 @@ kn_thread_ws kn_thread_ws_get(void *ws, int ith) {
     char *base = (char *)ws + (size_t)ith * kn_thread_ws_bytes();
     kn_thread_ws w;
     w.a = (float *)base;
-    base += kn_align64(sizeof(float) * KN_MC * KN_KC);
+    base += kn_align64(sizeof(float) * KN_ABLOCK_FLOATS);
     w.b = (float *)base;
     base += kn_align64(sizeof(float) * KN_KB * KN_NC);
     w.tile = (float *)base;
@@ -359,7 +360,8 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                     }
                     if (p->a_pack) {
                         p->a_pack(p->actx, w->a, ic, mc, pc, kc);
-                        for (int q = 0; q < np; q++) pn[q].apanel = w->a + (size_t)q * kc * KN_MR;
+                        for (int q = 0; q < np; q++)
+                            pn[q].apanel = w->a + (size_t)q * kn_apanel_stride(kc);
                     } else {
                         kn_seg *segs = w->segs;
                         int anchor = -1; /* the last full panel that built its own list */
@@ -517,7 +519,7 @@ static ptrdiff_t sg_a_shift(const void *ctx, int i_from, int i_to) {
  * filter on one thread; this one is 1%. */
 static void sg_a_pack_t(const void *ctx, float *dst, int i0, int mc, int k0, int kc) {
     const sg_ctx *g = ctx;
-    const size_t panel = (size_t)kc * KN_MR;
+    const size_t panel = kn_apanel_stride(kc);
     for (int k = 0; k < kc; k++)
         kn_deal_row(dst + (size_t)k * KN_MR, g->A + (ptrdiff_t)(k0 + k) * g->lda + i0, mc, panel);
 }

@@ -130,7 +130,8 @@ typedef struct kn_gemm_plan {
      * floats per pixel. */
     int a_step;
     /* Packed A: write rows [i0, i0+mc) x k [k0, k0+kc) as ceil(mc/MR) micro-panels of kc*MR
-     * floats, element (i, k) at dst[(i/MR)*kc*MR + k*MR + i%MR], rows >= mc zero. */
+     * floats, kn_apanel_stride(kc) apart: element (i, k) at
+     * dst[(i/MR)*kn_apanel_stride(kc) + k*MR + i%MR], rows >= mc zero. */
     void (*a_pack)(const void *ctx, float *dst, int i0, int mc, int k0, int kc);
     const void *actx;
     /* Optional, with packed A: the values A packs from are the columns of a row-major matrix,
@@ -180,7 +181,7 @@ int kn_block_rows_for_l2(long l2_bytes);
 
 /* Per-thread scratch of the engine. */
 typedef struct kn_thread_ws {
-    float *a;     /* KN_MC * KN_KC */
+    float *a;     /* a packed A block (KN_ABLOCK_FLOATS) */
     float *b;     /* KN_KB * KN_NC: one packed K chunk of an NC block */
     float *tile;  /* KN_MR * KN_NR */
     kn_seg *segs; /* (KN_MC / KN_MR) * KN_KC: the segments of one MC block of indirect A */
@@ -280,6 +281,15 @@ static inline void kn_zero_floats(float *d, int n) {
         __asm__("");
     }
 }
+
+/* Floats from one packed A micro-panel to the next: kc * MR and a cache line. A packer deals
+ * each k row out to all the block's panels; kc * MR floats apart (6 KB with AVX2's KC = 256,
+ * 3 KB with AVX-512's 128), its stores to the 24 panels fell into two or four L1 sets and
+ * evicted each other's lines. */
+#define KN_APANEL_PAD 16
+static inline size_t kn_apanel_stride(int kc) { return (size_t)kc * KN_MR + KN_APANEL_PAD; }
+/* A packed A block: MC / MR micro-panels of up to KC k rows (the thread workspace's a). */
+#define KN_ABLOCK_FLOATS ((size_t)(KN_MC / KN_MR) * (KN_KC * KN_MR + KN_APANEL_PAD))
 
 /* One k row of an A block: src[0 .. mc) dealt out MR floats per micro-panel (panel floats
  * apart, starting at d), the last panel's rows past mc zero. A fixed-size copy per full panel:

@@ -64,39 +64,45 @@ typedef struct kn_uk_epilogue {
     int c_col;
 } kn_uk_epilogue;
 
-/* The SIMD kernels' C rows for a tile: c + i * ldc, or the epilogue's row pointers. Computed
- * where they are used (prefetch, store), not held in registers through the k loop. */
-static inline __attribute__((always_inline)) void
-kn_uk_crows(float *rows[KN_MR], float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    if (ep->c_rows)
-        for (int i = 0; i < KN_MR; i++) rows[i] = ep->c_rows[i] + ep->c_col;
-    else
-        for (int i = 0; i < KN_MR; i++) rows[i] = c + i * ldc;
+/* Where a micro-kernel's C tile goes: row i at c + i * ldc, or, for a tile whose rows are
+ * irregular (kn_uk_epilogue.c_rows), at rows[i] + col. irregular is a constant in each copy of
+ * a kernel's body: the kernels run a separate copy for such tiles, so that the pointers of one
+ * take no registers in the other (computed in one body, GCC kept them in vector registers
+ * through the k loop and spilled B vectors instead: resnet logits and vgg fc8 forward 0.74-0.76x). */
+typedef struct kn_uk_cdst {
+    float *c;
+    ptrdiff_t ldc;
+    float *const *rows;
+    int col, irregular;
+} kn_uk_cdst;
+
+static inline __attribute__((always_inline)) float *kn_uk_crow(kn_uk_cdst d, int i) {
+    return d.irregular ? d.rows[i] + d.col : d.c + i * d.ldc;
 }
 
-/* The SIMD kernels' store phase: STORE_AS(acc, rows, alpha, beta, bias, scale, add_bias,
+/* The SIMD kernels' store phase: STORE_AS(acc, dst, alpha, beta, bias, scale, add_bias,
  * accumulate, stream) with constant options in each common case, so that each compiles to a
  * straight run of stores. With the tests inside its unrolled loop GCC kept four compares and
  * branches per stored vector (about 100 instructions per tile), a third of the kernel's time
  * outside the k loop when K is small (vgg conv1_1, K = 27). */
-#define KN_UK_STORE_DISPATCH(STORE_AS, acc, rows, ep)                                            \
-    do {                                                                                         \
-        const float alpha_ = (ep)->alpha, beta_ = (ep)->beta;                                    \
-        const float *bias_ = (ep)->bias;                                                         \
-        const int stream_ = (ep)->stream;                                                        \
-        if (alpha_ != 1.0f) {                                                                    \
-            STORE_AS(acc, rows, alpha_, beta_, bias_, 1, bias_ != NULL, beta_ != 0.0f, stream_); \
-            break;                                                                               \
-        }                                                                                        \
-        switch ((bias_ != NULL) | (beta_ != 0.0f) << 1 | (stream_ != 0) << 2) {                  \
-        case 0: STORE_AS(acc, rows, 1.0f, 0.0f, NULL, 0, 0, 0, 0); break;                        \
-        case 1: STORE_AS(acc, rows, 1.0f, 0.0f, bias_, 0, 1, 0, 0); break;                       \
-        case 2: STORE_AS(acc, rows, 1.0f, beta_, NULL, 0, 0, 1, 0); break;                       \
-        case 3: STORE_AS(acc, rows, 1.0f, beta_, bias_, 0, 1, 1, 0); break;                      \
-        case 4: STORE_AS(acc, rows, 1.0f, 0.0f, NULL, 0, 0, 0, 1); break;                        \
-        case 5: STORE_AS(acc, rows, 1.0f, 0.0f, bias_, 0, 1, 0, 1); break;                       \
-        default: STORE_AS(acc, rows, 1.0f, beta_, bias_, 0, bias_ != NULL, 1, stream_); break;   \
-        }                                                                                        \
+#define KN_UK_STORE_DISPATCH(STORE_AS, acc, dst, ep)                                            \
+    do {                                                                                        \
+        const float alpha_ = (ep)->alpha, beta_ = (ep)->beta;                                   \
+        const float *bias_ = (ep)->bias;                                                        \
+        const int stream_ = (ep)->stream;                                                       \
+        if (alpha_ != 1.0f) {                                                                   \
+            STORE_AS(acc, dst, alpha_, beta_, bias_, 1, bias_ != NULL, beta_ != 0.0f, stream_); \
+            break;                                                                              \
+        }                                                                                       \
+        switch ((bias_ != NULL) | (beta_ != 0.0f) << 1 | (stream_ != 0) << 2) {                 \
+        case 0: STORE_AS(acc, dst, 1.0f, 0.0f, NULL, 0, 0, 0, 0); break;                        \
+        case 1: STORE_AS(acc, dst, 1.0f, 0.0f, bias_, 0, 1, 0, 0); break;                       \
+        case 2: STORE_AS(acc, dst, 1.0f, beta_, NULL, 0, 0, 1, 0); break;                       \
+        case 3: STORE_AS(acc, dst, 1.0f, beta_, bias_, 0, 1, 1, 0); break;                      \
+        case 4: STORE_AS(acc, dst, 1.0f, 0.0f, NULL, 0, 0, 0, 1); break;                        \
+        case 5: STORE_AS(acc, dst, 1.0f, 0.0f, bias_, 0, 1, 0, 1); break;                       \
+        default: STORE_AS(acc, dst, 1.0f, beta_, bias_, 0, bias_ != NULL, 1, stream_); break;   \
+        }                                                                                       \
     } while (0)
 
 /* aoff: floats added to every row pointer of the non-zero segments (a panel that reuses another

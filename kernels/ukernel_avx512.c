@@ -15,11 +15,11 @@ _Static_assert(KN_NR % 16 == 0, "NR must be a multiple of 16");
 /* Start fetching the C tile now: it is read (beta != 0) or written only after the k loop,
  * and on large layers it is not in cache, so the misses overlap with the FMAs instead of
  * stalling the store phase. */
-UK_INLINE void uk_prefetch_c(float *const rows[KN_MR]) {
+UK_INLINE void uk_prefetch_c(kn_uk_cdst d) {
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(rows[i] + v, 1, 3);
+        for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 3);
 }
 
 /* The next segment's A rows: with a single B panel (N = 64, the first layers) every A element
@@ -33,8 +33,8 @@ UK_INLINE void uk_prefetch_seg(const kn_seg *g, ptrdiff_t aoff, int astep) {
 }
 
 /* The store phase with its options as arguments (see KN_UK_STORE_DISPATCH). */
-UK_INLINE void uk_store_as(__m512 acc[KN_MR][NV], float *const rows[KN_MR], float alpha,
-                           float beta, const float *bias, int scale, int add_bias, int accumulate,
+UK_INLINE void uk_store_as(__m512 acc[KN_MR][NV], kn_uk_cdst d, float alpha, float beta,
+                           const float *bias, int scale, int add_bias, int accumulate,
                            int stream) {
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
@@ -44,7 +44,7 @@ UK_INLINE void uk_store_as(__m512 acc[KN_MR][NV], float *const rows[KN_MR], floa
             __m512 r = acc[i][v];
             if (scale) r = _mm512_mul_ps(r, va);
             if (add_bias) r = _mm512_add_ps(r, _mm512_loadu_ps(bias + 16 * v));
-            float *cp = rows[i] + 16 * v;
+            float *cp = kn_uk_crow(d, i) + 16 * v;
             if (accumulate) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp), r);
             if (stream) _mm512_stream_ps(cp, r);
             else _mm512_storeu_ps(cp, r);
@@ -52,11 +52,8 @@ UK_INLINE void uk_store_as(__m512 acc[KN_MR][NV], float *const rows[KN_MR], floa
     }
 }
 
-UK_INLINE void uk_store(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
-                        const kn_uk_epilogue *ep) {
-    float *rows[KN_MR];
-    kn_uk_crows(rows, c, ldc, ep);
-    KN_UK_STORE_DISPATCH(uk_store_as, acc, rows, ep);
+UK_INLINE void uk_store(__m512 acc[KN_MR][NV], kn_uk_cdst d, const kn_uk_epilogue *ep) {
+    KN_UK_STORE_DISPATCH(uk_store_as, acc, d, ep);
 }
 
 /* The indirect kernel's k loop over the segments. prefetch_b (a constant at each call, so the
@@ -99,26 +96,31 @@ UK_INLINE void uk_segments(__m512 acc[KN_MR][NV], int nseg, const kn_seg *seg, p
 }
 
 /* Both kernels start alike: zero accumulators, and C on its way unless it is streamed. */
-UK_INLINE void uk_begin(__m512 acc[KN_MR][NV], float *c, ptrdiff_t ldc,
-                        const kn_uk_epilogue *ep) {
+UK_INLINE void uk_begin(__m512 acc[KN_MR][NV], kn_uk_cdst d, const kn_uk_epilogue *ep) {
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
-    if (!ep->stream) {
-        float *rows[KN_MR];
-        kn_uk_crows(rows, c, ldc, ep);
-        uk_prefetch_c(rows);
-    }
+    if (!ep->stream) uk_prefetch_c(d);
+}
+
+/* A kernel's body for C tiles with regular rows (irregular = 0) or row pointers (1): see
+ * kn_uk_cdst. */
+UK_INLINE void uk_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                           ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep,
+                           const int irregular) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
+    __m512 acc[KN_MR][NV];
+    uk_begin(acc, d, ep);
+    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, ep->b_next_ld, 1);
+    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0, 0);
+    uk_store(acc, d, ep);
 }
 
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
                          ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    __m512 acc[KN_MR][NV];
-    uk_begin(acc, c, ldc, ep);
-    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, ep->b_next_ld, 1);
-    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0, 0);
-    uk_store(acc, c, ldc, ep);
+    if (ep->c_rows) uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 1);
+    else uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 0);
 }
 
 /* The packed kernel's k loop; prefetch_b as in uk_segments. */
@@ -144,13 +146,20 @@ UK_INLINE void uk_kloop_packed(__m512 acc[KN_MR][NV], int kc, const float *a, co
     }
 }
 
-void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+UK_INLINE void uk_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                         ptrdiff_t ldc, const kn_uk_epilogue *ep, const int irregular) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
     __m512 acc[KN_MR][NV];
-    uk_begin(acc, c, ldc, ep);
+    uk_begin(acc, d, ep);
     if (ep->b_next) uk_kloop_packed(acc, kc, a, b, ldb, ep->b_next, ep->b_next_ld, 1);
     else uk_kloop_packed(acc, kc, a, b, ldb, NULL, 0, 0);
-    uk_store(acc, c, ldc, ep);
+    uk_store(acc, d, ep);
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    if (ep->c_rows) uk_packed(kc, a, b, ldb, c, ldc, ep, 1);
+    else uk_packed(kc, a, b, ldb, c, ldc, ep, 0);
 }
 
 void kn_stream_fence(void) { _mm_sfence(); }

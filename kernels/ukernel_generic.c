@@ -26,14 +26,14 @@ UK_INLINE v4 v4_splat(float a) { return (v4){a, a, a, a}; }
 /* Start fetching the C tile now: it is read (beta != 0) or written only after the k loop,
  * and on large layers it is not in cache, so the misses overlap with the FMAs instead of
  * stalling the store phase. */
-UK_INLINE void uk_prefetch_c(float *const rows[KN_MR]) {
+UK_INLINE void uk_prefetch_c(kn_uk_cdst d) {
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(rows[i] + v, 1, 3);
+        for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 3);
 }
 
-UK_INLINE void uk_store(v4 acc[KN_MR][NV], float *const rows[KN_MR], float alpha, float beta,
+UK_INLINE void uk_store(v4 acc[KN_MR][NV], kn_uk_cdst d, float alpha, float beta,
                         const float *bias) {
     const v4 va = v4_splat(alpha), vb = v4_splat(beta);
 #pragma GCC unroll 16
@@ -43,23 +43,25 @@ UK_INLINE void uk_store(v4 acc[KN_MR][NV], float *const rows[KN_MR], float alpha
             v4 r = acc[i][v];
             if (alpha != 1.0f) r = r * va;
             if (bias) r = r + v4_load(bias + 4 * v);
-            float *cp = rows[i] + 4 * v;
+            float *cp = kn_uk_crow(d, i) + 4 * v;
             if (beta != 0.0f) r = r + vb * v4_load(cp);
             v4_store(cp, r);
         }
     }
 }
 
-void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
-                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+/* A kernel's body for C tiles with regular rows (irregular = 0) or row pointers (1): see
+ * kn_uk_cdst. */
+UK_INLINE void uk_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                           ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep,
+                           const int irregular) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = v4_splat(0.0f);
-    float *rows[KN_MR];
-    kn_uk_crows(rows, c, ldc, ep);
-    uk_prefetch_c(rows);
+    uk_prefetch_c(d);
     for (int s = 0; s < nseg; s++) {
         if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
             b += (ptrdiff_t)-seg[s].len * ldb;
@@ -82,20 +84,18 @@ void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep,
             b += ldb;
         }
     }
-    kn_uk_crows(rows, c, ldc, ep);
-    uk_store(acc, rows, ep->alpha, ep->beta, ep->bias);
+    uk_store(acc, d, ep->alpha, ep->beta, ep->bias);
 }
 
-void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+UK_INLINE void uk_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                         ptrdiff_t ldc, const kn_uk_epilogue *ep, const int irregular) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = v4_splat(0.0f);
-    float *rows[KN_MR];
-    kn_uk_crows(rows, c, ldc, ep);
-    uk_prefetch_c(rows);
+    uk_prefetch_c(d);
     for (int k = 0; k < kc; k++) {
         v4 bv[NV];
 #pragma GCC unroll 8
@@ -109,8 +109,19 @@ void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, fl
         a += KN_MR;
         b += ldb;
     }
-    kn_uk_crows(rows, c, ldc, ep);
-    uk_store(acc, rows, ep->alpha, ep->beta, ep->bias);
+    uk_store(acc, d, ep->alpha, ep->beta, ep->bias);
+}
+
+void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
+                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    if (ep->c_rows) uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 1);
+    else uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 0);
+}
+
+void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
+                       ptrdiff_t ldc, const kn_uk_epilogue *ep) {
+    if (ep->c_rows) uk_packed(kc, a, b, ldb, c, ldc, ep, 1);
+    else uk_packed(kc, a, b, ldb, c, ldc, ep, 0);
 }
 
 /* Plain stores only (KN_STREAM_STORES is 0): the engine never sets ep->stream here. */

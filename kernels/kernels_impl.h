@@ -68,7 +68,8 @@ typedef struct kn_uk_epilogue {
  * irregular (kn_uk_epilogue.c_rows), at rows[i] + col. irregular is a constant in each copy of
  * a kernel's body: the kernels run a separate copy for such tiles, so that the pointers of one
  * take no registers in the other (computed in one body, GCC kept them in vector registers
- * through the k loop and spilled B vectors instead: resnet logits and vgg fc8 forward 0.74-0.76x). */
+ * through the k loop and spilled B vectors instead: resnet logits and vgg fc8 forward
+ * 0.74-0.76x). */
 typedef struct kn_uk_cdst {
     float *c;
     ptrdiff_t ldc;

@@ -38,8 +38,8 @@ extern const float kn_zeros[KN_KC * KN_ASTEP_MAX];
 
 /* Micro-kernels (ukernel_<isa>.c). Both compute acc = A_panel . B_panel over the whole k range
  * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR, j < KN_NR with row
- * stride ldc; beta == 0 never reads C; bias may be NULL. b holds KN_NR floats per k, rows ldb
- * apart: a packed micro-panel (ldb = KN_NR) or B itself. */
+ * stride ldc (or at the epilogue's c_rows); beta == 0 never reads C; bias may be NULL. b holds
+ * KN_NR floats per k, rows ldb apart: a packed micro-panel (ldb = KN_NR) or B itself. */
 /* What a micro-kernel does besides the FMAs: the store phase's scalars and options, and a
  * prefetch. The kernels take it by pointer and read it only where they use it. Passed as scalar
  * arguments, alpha and beta arrived in vector registers and GCC kept them there through the k
@@ -57,9 +57,9 @@ typedef struct kn_uk_epilogue {
     const float *b_next; /* one line per k step into L2 (the SIMD kernels), lines b_next_ld
                           * floats apart, or NULL */
     ptrdiff_t b_next_ld;
-    /* or NULL: C's row i at c + i * ldc. Set: row i at c_rows[i] + c_col (rows at irregular
-     * addresses: stride-2 backward data's phase grids, whose 6-row panels mostly wrap an image
-     * row; c and ldc unused, stream 0) */
+    /* NULL: C's row i is at c + i * ldc. Set: at c_rows[i] + c_col, and c and ldc are unused
+     * (rows at irregular addresses: stride-2 backward data's phase grids, whose 6-row panels
+     * mostly wrap an image row; stream is 0) */
     float *const *c_rows;
     int c_col;
 } kn_uk_epilogue;

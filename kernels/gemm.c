@@ -323,10 +323,14 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                     panel_init(p, &pn[q], ic + q * KN_MR, SB_MIN(KN_MR, m1 - ic - q * KN_MR));
                 for (int pc = kb; pc < kend; pc += p->kc) {
                     const int kc = SB_MIN(p->kc, kend - pc);
+                    /* C into L1 ahead of the tiles where C is most of the traffic (one K
+                     * block into a C that is read) or B is read in place; elsewhere the
+                     * AVX-512 kernel brings it into L2 only (ukernel_avx512.c) */
                     const kn_uk_epilogue ep = {.alpha = p->alpha,
                                                .beta = pc == 0 ? p->beta : 1.0f,
                                                .bias = pc == 0 ? p->bias : NULL,
-                                               .stream = stream};
+                                               .stream = stream,
+                                               .c_l1 = rows_outer || direct};
                     const float *bblk = w->b + (size_t)(pc - kb) * KN_NR;
                     /* the next K block's source rows (b_src), kc lines per micro-tile: the
                      * packer then reads them from L2 instead of waiting on memory */

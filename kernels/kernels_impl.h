@@ -62,6 +62,8 @@ typedef struct kn_uk_epilogue {
      * mostly wrap an image row; stream is 0) */
     float *const *c_rows;
     int c_col;
+    /* the AVX-512 kernel: prefetch C into L1 rather than L2 (see ukernel_avx512.c) */
+    int c_l1;
 } kn_uk_epilogue;
 
 /* Where a micro-kernel's C tile goes: row i at c + i * ldc, or, for a tile whose rows are

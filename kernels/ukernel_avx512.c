@@ -14,12 +14,22 @@ _Static_assert(KN_NR % 16 == 0, "NR must be a multiple of 16");
 
 /* Start fetching the C tile now: it is read (beta != 0) or written only after the k loop,
  * and on large layers it is not in cache, so the misses overlap with the FMAs instead of
- * stalling the store phase. */
-UK_INLINE void uk_prefetch_c(kn_uk_cdst d) {
+ * stalling the store phase. Into L2 unless ep->c_l1: the B panel (KC x 64 floats, 32 KB) fills
+ * a 32 KB L1 (Zen 4), and the tile's 24 lines brought into L1 at the start took ways from it;
+ * with C rows 4 or 8 KB apart (the block 3-4 layers' 1024 and 2048 channels) all in the same
+ * four sets. (The AVX2 kernel's 6-line tile next to a 16 KB panel measured no difference.) */
+UK_INLINE void uk_prefetch_c(kn_uk_cdst d, const kn_uk_epilogue *ep) {
+    if (ep->c_l1) {
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
+        for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 3);
+            for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 3);
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < KN_MR; i++)
+#pragma GCC unroll 8
+            for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 2);
+    }
 }
 
 /* The next segment's A rows: with a single B panel (N = 64, the first layers) every A element
@@ -101,7 +111,7 @@ UK_INLINE void uk_begin(__m512 acc[KN_MR][NV], kn_uk_cdst d, const kn_uk_epilogu
     for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
-    if (!ep->stream) uk_prefetch_c(d);
+    if (!ep->stream) uk_prefetch_c(d, ep);
 }
 
 /* A kernel's body for C tiles with regular rows (irregular = 0) or row pointers (1): see

@@ -298,7 +298,7 @@ static inline void kn_zero_floats(float *d, int n) {
 #define KN_APANEL_PAD 16
 static inline size_t kn_apanel_stride(int kc) { return (size_t)kc * KN_MR + KN_APANEL_PAD; }
 /* A packed A block: MC / MR micro-panels of up to KC k rows (the thread workspace's a). */
-#define KN_ABLOCK_FLOATS ((size_t)(KN_MC / KN_MR) * (KN_KC * KN_MR + KN_APANEL_PAD))
+#define KN_ABLOCK_FLOATS ((size_t)(KN_MC / KN_MR) * kn_apanel_stride(KN_KC))
 
 /* One k row of an A block: src[0 .. mc) dealt out MR floats per micro-panel (panel floats
  * apart, starting at d), the last panel's rows past mc zero. A fixed-size copy per full panel:

@@ -19,17 +19,14 @@ _Static_assert(KN_NR % 16 == 0, "NR must be a multiple of 16");
  * with C rows 4 or 8 KB apart (the block 3-4 layers' 1024 and 2048 channels) all in the same
  * four sets. (The AVX2 kernel's 6-line tile next to a 16 KB panel measured no difference.) */
 UK_INLINE void uk_prefetch_c(kn_uk_cdst d, const kn_uk_epilogue *ep) {
-    if (ep->c_l1) {
 #pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++)
+    for (int i = 0; i < KN_MR; i++)
 #pragma GCC unroll 8
-            for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 3);
-    } else {
-#pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++)
-#pragma GCC unroll 8
-            for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 2);
-    }
+        for (int v = 0; v < KN_NR; v += 16) {
+            const float *p = kn_uk_crow(d, i) + v;
+            if (ep->c_l1) __builtin_prefetch(p, 1, 3); /* the locality must be a constant */
+            else __builtin_prefetch(p, 1, 2);
+        }
 }
 
 /* The next segment's A rows: with a single B panel (N = 64, the first layers) every A element

@@ -169,14 +169,17 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
         else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, c, pn->ldc, ep);
         return;
     }
-    if (!p->c_trans && pn->mr == KN_MR && nr == KN_NR) {
-        /* a full tile whose rows are irregular (c_row): the kernel stores to them itself.
-         * Through the tile buffer and merge_tile it cost stride-2 backward data (7-pixel phase
-         * grid rows, so most panels wrap a row) an extra pass over C. */
-        SB_DASSERT(!ep->stream);
+    if (!p->c_trans && nr == KN_NR) {
+        /* A full-width tile whose rows are irregular (c_row) or fewer than MR: the kernel
+         * stores to them itself, and computes only the rows there are. Through the tile buffer
+         * and merge_tile it cost stride-2 backward data (7-pixel phase grid rows, so most
+         * panels wrap a row) an extra pass over C; as a full tile, the fully connected layers'
+         * last panel (M = 32: two rows) cost as much as each of the five before it. */
+        SB_DASSERT(!ep->stream || pn->mr < KN_MR);
         kn_uk_epilogue ept = *ep;
         ept.c_rows = pn->crow;
         ept.c_col = j0;
+        ept.rows = pn->mr;
         if (pn->apanel) kn_ukernel_packed(kc, pn->apanel, bp, ldb, NULL, 0, &ept);
         else kn_ukernel_indirect(pn->nseg, pn->segs, pn->aoff, astep, bp, ldb, NULL, 0, &ept);
         return;

@@ -59,11 +59,16 @@ typedef struct kn_uk_epilogue {
     ptrdiff_t b_next_ld;
     /* NULL: C's row i is at c + i * ldc. Set: at c_rows[i] + c_col, and c and ldc are unused
      * (rows at irregular addresses: stride-2 backward data's phase grids, whose 6-row panels
-     * mostly wrap an image row; stream is 0) */
+     * mostly wrap an image row; or the rows of a tile of fewer rows, see rows) */
     float *const *c_rows;
     int c_col;
     /* the AVX-512 kernel: prefetch C into L1 rather than L2 (see ukernel_avx512.c) */
     int c_l1;
+    /* 0: all KN_MR rows. 1 to KN_MR - 1 (with c_rows set): only the tile's first rows are
+     * computed and stored, the A rows past them never read. The last micro-panel of a block
+     * with M % MR rows: the fully connected layers' M = 32 (the batch) is five full panels and
+     * two rows, which as a full tile cost as much as the other five. */
+    int rows;
 } kn_uk_epilogue;
 
 /* Where a micro-kernel's C tile goes: row i at c + i * ldc, or, for a tile whose rows are
@@ -77,6 +82,7 @@ typedef struct kn_uk_cdst {
     ptrdiff_t ldc;
     float *const *rows;
     int col, irregular;
+    int mr; /* the rows computed and stored (kn_uk_epilogue.rows), a constant like irregular */
 } kn_uk_cdst;
 
 static inline __attribute__((always_inline)) float *kn_uk_crow(kn_uk_cdst d, int i) {
@@ -106,6 +112,24 @@ static inline __attribute__((always_inline)) float *kn_uk_crow(kn_uk_cdst d, int
         case 5: STORE_AS(acc, dst, 1.0f, 0.0f, bias_, 0, 1, 0, 1); break;                       \
         default: STORE_AS(acc, dst, 1.0f, beta_, bias_, 0, bias_ != NULL, 1, stream_); break;   \
         }                                                                                       \
+    } while (0)
+
+/* A kernel's entry: BODY(args..., irregular, mr) with both constant, so that each kind of tile
+ * has its own copy of the body (see kn_uk_cdst; a tile of fewer rows keeps fewer accumulators
+ * and row pointers). */
+_Static_assert(KN_MR == 6, "KN_UK_ROWS_DISPATCH lists the partial tiles of 6 rows");
+#define KN_UK_ROWS_DISPATCH(BODY, ep, ...)                 \
+    do {                                                   \
+        switch ((ep)->rows) {                              \
+        case 1: BODY(__VA_ARGS__, 1, 1); break;            \
+        case 2: BODY(__VA_ARGS__, 1, 2); break;            \
+        case 3: BODY(__VA_ARGS__, 1, 3); break;            \
+        case 4: BODY(__VA_ARGS__, 1, 4); break;            \
+        case 5: BODY(__VA_ARGS__, 1, 5); break;            \
+        default:                                           \
+            if ((ep)->c_rows) BODY(__VA_ARGS__, 1, KN_MR); \
+            else BODY(__VA_ARGS__, 0, KN_MR);              \
+        }                                                  \
     } while (0)
 
 /* aoff: floats added to every row pointer of the non-zero segments (a panel that reuses another

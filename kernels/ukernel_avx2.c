@@ -17,7 +17,7 @@ _Static_assert(KN_NR % 8 == 0, "NR must be a multiple of 8");
  * stalling the store phase. */
 UK_INLINE void uk_prefetch_c(kn_uk_cdst d) {
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
+    for (int i = 0; i < d.mr; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 3);
 }
@@ -28,7 +28,7 @@ UK_INLINE void uk_store_as(__m256 acc[KN_MR][NV], kn_uk_cdst d, float alpha, flo
                            int stream) {
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++) {
+    for (int i = 0; i < d.mr; i++) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
             __m256 r = acc[i][v];
@@ -50,7 +50,7 @@ UK_INLINE void uk_store(__m256 acc[KN_MR][NV], kn_uk_cdst d, const kn_uk_epilogu
  * of the B rows at bpf per k step into L2). */
 UK_INLINE void uk_segments(__m256 acc[KN_MR][NV], int nseg, const kn_seg *seg, ptrdiff_t aoff,
                            int astep, const float *b, ptrdiff_t ldb, const float *bpf,
-                           ptrdiff_t bpf_ld, const int prefetch_b) {
+                           ptrdiff_t bpf_ld, const int prefetch_b, const int mr) {
     for (int s = 0; s < nseg; s++) {
         if (seg[s].len < 0) { /* all rows are zeros: skip its k rows of B */
             b += (ptrdiff_t)-seg[s].len * ldb;
@@ -59,7 +59,7 @@ UK_INLINE void uk_segments(__m256 acc[KN_MR][NV], int nseg, const kn_seg *seg, p
         }
         const float *a[KN_MR];
 #pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
+        for (int i = 0; i < mr; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
         for (int k = 0, ko = 0; k < len; k++, ko += astep) {
             if (prefetch_b) { /* asm: see ukernel_avx512.c */
@@ -70,7 +70,7 @@ UK_INLINE void uk_segments(__m256 acc[KN_MR][NV], int nseg, const kn_seg *seg, p
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 16
-            for (int i = 0; i < KN_MR; i++) {
+            for (int i = 0; i < mr; i++) {
                 const __m256 ai = _mm256_set1_ps(a[i][ko]);
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
@@ -83,7 +83,7 @@ UK_INLINE void uk_segments(__m256 acc[KN_MR][NV], int nseg, const kn_seg *seg, p
 /* Both kernels start alike: zero accumulators, and C on its way unless it is streamed. */
 UK_INLINE void uk_begin(__m256 acc[KN_MR][NV], kn_uk_cdst d, const kn_uk_epilogue *ep) {
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
+    for (int i = 0; i < d.mr; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
     if (!ep->stream) uk_prefetch_c(d);
@@ -93,25 +93,25 @@ UK_INLINE void uk_begin(__m256 acc[KN_MR][NV], kn_uk_cdst d, const kn_uk_epilogu
  * kn_uk_cdst. */
 UK_INLINE void uk_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
                            ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep,
-                           const int irregular) {
-    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
+                           const int irregular, const int mr) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular, mr};
     __m256 acc[KN_MR][NV];
     uk_begin(acc, d, ep);
-    if (ep->b_next) uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, ep->b_next_ld, 1);
-    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0, 0);
+    if (ep->b_next)
+        uk_segments(acc, nseg, seg, aoff, astep, b, ldb, ep->b_next, ep->b_next_ld, 1, mr);
+    else uk_segments(acc, nseg, seg, aoff, astep, b, ldb, NULL, 0, 0, mr);
     uk_store(acc, d, ep);
 }
 
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
                          ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    if (ep->c_rows) uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 1);
-    else uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 0);
+    KN_UK_ROWS_DISPATCH(uk_indirect, ep, nseg, seg, aoff, astep, b, ldb, c, ldc, ep);
 }
 
 /* The packed kernel's k loop; prefetch_b as in uk_segments. */
 UK_INLINE void uk_kloop_packed(__m256 acc[KN_MR][NV], int kc, const float *a, const float *b,
                                ptrdiff_t ldb, const float *bpf, ptrdiff_t bpf_ld,
-                               const int prefetch_b) {
+                               const int prefetch_b, const int mr) {
     for (int k = 0; k < kc; k++) {
         if (prefetch_b) { /* asm: see ukernel_avx512.c */
             __asm__ volatile("prefetcht1 %0" : : "m"(*bpf));
@@ -121,7 +121,7 @@ UK_INLINE void uk_kloop_packed(__m256 acc[KN_MR][NV], int kc, const float *a, co
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++) {
+        for (int i = 0; i < mr; i++) {
             const __m256 ai = _mm256_set1_ps(a[i]);
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
@@ -132,19 +132,19 @@ UK_INLINE void uk_kloop_packed(__m256 acc[KN_MR][NV], int kc, const float *a, co
 }
 
 UK_INLINE void uk_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                         ptrdiff_t ldc, const kn_uk_epilogue *ep, const int irregular) {
-    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
+                         ptrdiff_t ldc, const kn_uk_epilogue *ep, const int irregular,
+                         const int mr) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular, mr};
     __m256 acc[KN_MR][NV];
     uk_begin(acc, d, ep);
-    if (ep->b_next) uk_kloop_packed(acc, kc, a, b, ldb, ep->b_next, ep->b_next_ld, 1);
-    else uk_kloop_packed(acc, kc, a, b, ldb, NULL, 0, 0);
+    if (ep->b_next) uk_kloop_packed(acc, kc, a, b, ldb, ep->b_next, ep->b_next_ld, 1, mr);
+    else uk_kloop_packed(acc, kc, a, b, ldb, NULL, 0, 0, mr);
     uk_store(acc, d, ep);
 }
 
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
                        ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    if (ep->c_rows) uk_packed(kc, a, b, ldb, c, ldc, ep, 1);
-    else uk_packed(kc, a, b, ldb, c, ldc, ep, 0);
+    KN_UK_ROWS_DISPATCH(uk_packed, ep, kc, a, b, ldb, c, ldc, ep);
 }
 
 void kn_stream_fence(void) { _mm_sfence(); }

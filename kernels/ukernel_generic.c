@@ -28,7 +28,7 @@ UK_INLINE v4 v4_splat(float a) { return (v4){a, a, a, a}; }
  * stalling the store phase. */
 UK_INLINE void uk_prefetch_c(kn_uk_cdst d) {
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
+    for (int i = 0; i < d.mr; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < KN_NR; v += 16) __builtin_prefetch(kn_uk_crow(d, i) + v, 1, 3);
 }
@@ -37,7 +37,7 @@ UK_INLINE void uk_store(v4 acc[KN_MR][NV], kn_uk_cdst d, float alpha, float beta
                         const float *bias) {
     const v4 va = v4_splat(alpha), vb = v4_splat(beta);
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++) {
+    for (int i = 0; i < d.mr; i++) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
             v4 r = acc[i][v];
@@ -54,11 +54,11 @@ UK_INLINE void uk_store(v4 acc[KN_MR][NV], kn_uk_cdst d, float alpha, float beta
  * kn_uk_cdst. */
 UK_INLINE void uk_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
                            ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep,
-                           const int irregular) {
-    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
+                           const int irregular, const int mr) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular, mr};
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
+    for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = v4_splat(0.0f);
     uk_prefetch_c(d);
@@ -69,14 +69,14 @@ UK_INLINE void uk_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int aste
         }
         const float *a[KN_MR];
 #pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++) a[i] = seg[s].row[i] + aoff;
+        for (int i = 0; i < mr; i++) a[i] = seg[s].row[i] + aoff;
         const int len = seg[s].len;
         for (int k = 0, ko = 0; k < len; k++, ko += astep) {
             v4 bv[NV];
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) bv[v] = v4_load(b + 4 * v);
 #pragma GCC unroll 16
-            for (int i = 0; i < KN_MR; i++) {
+            for (int i = 0; i < mr; i++) {
                 const v4 ai = v4_splat(a[i][ko]);
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
@@ -88,11 +88,12 @@ UK_INLINE void uk_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int aste
 }
 
 UK_INLINE void uk_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
-                         ptrdiff_t ldc, const kn_uk_epilogue *ep, const int irregular) {
-    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular};
+                         ptrdiff_t ldc, const kn_uk_epilogue *ep, const int irregular,
+                         const int mr) {
+    const kn_uk_cdst d = {c, ldc, ep->c_rows, ep->c_col, irregular, mr};
     v4 acc[KN_MR][NV];
 #pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++)
+    for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = v4_splat(0.0f);
     uk_prefetch_c(d);
@@ -101,7 +102,7 @@ UK_INLINE void uk_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, 
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) bv[v] = v4_load(b + 4 * v);
 #pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++) {
+        for (int i = 0; i < mr; i++) {
             const v4 ai = v4_splat(a[i]);
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
@@ -114,14 +115,12 @@ UK_INLINE void uk_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, 
 
 void kn_ukernel_indirect(int nseg, const kn_seg *seg, ptrdiff_t aoff, int astep, const float *b,
                          ptrdiff_t ldb, float *c, ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    if (ep->c_rows) uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 1);
-    else uk_indirect(nseg, seg, aoff, astep, b, ldb, c, ldc, ep, 0);
+    KN_UK_ROWS_DISPATCH(uk_indirect, ep, nseg, seg, aoff, astep, b, ldb, c, ldc, ep);
 }
 
 void kn_ukernel_packed(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c,
                        ptrdiff_t ldc, const kn_uk_epilogue *ep) {
-    if (ep->c_rows) uk_packed(kc, a, b, ldb, c, ldc, ep, 1);
-    else uk_packed(kc, a, b, ldb, c, ldc, ep, 0);
+    KN_UK_ROWS_DISPATCH(uk_packed, ep, kc, a, b, ldb, c, ldc, ep);
 }
 
 /* Plain stores only (KN_STREAM_STORES is 0): the engine never sets ep->stream here. */

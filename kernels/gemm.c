@@ -552,61 +552,71 @@ static void sg_b_pack_n(const void *ctx, float *dst, int k0, int kc, int j0, int
     kn_pack_b_rows(dst, g->B, g->ldb, k0, kc, j0, nc);
 }
 
-/* A 16 x 16 transpose in registers: four rounds that swap the off-diagonal blocks of 8, 4, 2
- * and 1 rows; each round is 16 two-source shuffles (one vpermt2ps each with AVX-512). */
-typedef float v16 __attribute__((vector_size(64)));
-typedef int v16i __attribute__((vector_size(64)));
-#define TR_LO(b)                                                                                 \
-    (v16i) {                                                                                     \
-        TR_I(0, b), TR_I(1, b), TR_I(2, b), TR_I(3, b), TR_I(4, b), TR_I(5, b), TR_I(6, b),      \
-            TR_I(7, b), TR_I(8, b), TR_I(9, b), TR_I(10, b), TR_I(11, b), TR_I(12, b),           \
-            TR_I(13, b), TR_I(14, b), TR_I(15, b)                                                \
-    }
-#define TR_HI(b)                                                                                 \
-    (v16i) {                                                                                     \
-        TR_J(0, b), TR_J(1, b), TR_J(2, b), TR_J(3, b), TR_J(4, b), TR_J(5, b), TR_J(6, b),      \
-            TR_J(7, b), TR_J(8, b), TR_J(9, b), TR_J(10, b), TR_J(11, b), TR_J(12, b),           \
-            TR_J(13, b), TR_J(14, b), TR_J(15, b)                                                \
-    }
+/* A TW x TW transpose in registers, TW = the vector width (16, 8 or 4 floats): rounds that
+ * swap the off-diagonal blocks of TW/2, ..., 2, 1 rows, each TW two-source shuffles (one
+ * vpermt2ps each with AVX-512, vperm2f128 / vshufps / vunpck*ps-like pairs with AVX2). A
+ * 16-wide transpose in the AVX2 build went through the stack float by float: the fully
+ * connected layers' backward data spent half its time in kn_pack_b_cols. */
+#define TW KN_VLEN
+typedef float vtw __attribute__((vector_size(4 * TW)));
+typedef int vtwi __attribute__((vector_size(4 * TW)));
+/* for loads and stores at any float's alignment (through memcpy, GCC moved each row through the
+ * stack in two halves and read it back whole: a store-forwarding stall per row with AVX2) */
+typedef float vtw_u __attribute__((vector_size(4 * TW), aligned(4), may_alias));
 /* row i (first of a pair b apart) keeps its even b-blocks and takes row i+b's even ones;
  * row i+b takes row i's odd b-blocks and keeps its own odd ones */
-#define TR_I(c, b) (((c) / (b)) % 2 == 0 ? (c) : 16 + (c) - (b))
-#define TR_J(c, b) (((c) / (b)) % 2 == 0 ? (c) + (b) : 16 + (c))
+#define TR_I(c, b) (((c) / (b)) % 2 == 0 ? (c) : TW + (c) - (b))
+#define TR_J(c, b) (((c) / (b)) % 2 == 0 ? (c) + (b) : TW + (c))
+#define TR_IDX4(F, b, o) F(o + 0, b), F(o + 1, b), F(o + 2, b), F(o + 3, b)
+#if TW == 16
+#define TR_IDX(F, b) \
+    (vtwi) { TR_IDX4(F, b, 0), TR_IDX4(F, b, 4), TR_IDX4(F, b, 8), TR_IDX4(F, b, 12) }
+#elif TW == 8
+#define TR_IDX(F, b) \
+    (vtwi) { TR_IDX4(F, b, 0), TR_IDX4(F, b, 4) }
+#else
+#define TR_IDX(F, b) \
+    (vtwi) { TR_IDX4(F, b, 0) }
+#endif
+_Static_assert(TW == 16 || TW == 8 || TW == 4, "a transpose of 4, 8 or 16 floats");
+_Static_assert(KN_NR % TW == 0, "B micro-panels hold whole transposed tiles");
 
-static inline void transpose16(v16 r[16]) {
+static inline void transpose_tile(vtw r[TW]) {
 #define TR_ROUND(b)                                                                              \
-    for (int i = 0; i < 16; i++)                                                                 \
+    for (int i = 0; i < TW; i++)                                                                 \
         if ((i / (b)) % 2 == 0) {                                                                \
-            const v16 lo = __builtin_shuffle(r[i], r[i + (b)], TR_LO(b));                         \
-            const v16 hi = __builtin_shuffle(r[i], r[i + (b)], TR_HI(b));                         \
+            const vtw lo = __builtin_shuffle(r[i], r[i + (b)], TR_IDX(TR_I, b));                 \
+            const vtw hi = __builtin_shuffle(r[i], r[i + (b)], TR_IDX(TR_J, b));                 \
             r[i] = lo, r[i + (b)] = hi;                                                          \
         }
+#if TW == 16
     TR_ROUND(8)
+#endif
+#if TW >= 8
     TR_ROUND(4)
+#endif
     TR_ROUND(2)
     TR_ROUND(1)
 #undef TR_ROUND
 }
 
-/* One micro-panel from a B stored by columns, B(k, j) = src[j*ld + k]: a transpose in 16 x 16
- * tiles through registers. 16 source rows are read 16 k at a time (16 streams, each row in
- * order) and written as 16 panel rows of 16 floats. (Element by element this packing took three
+/* One micro-panel from a B stored by columns, B(k, j) = src[j*ld + k]: a transpose in TW x TW
+ * tiles through registers. TW source rows are read TW k at a time (TW streams, each row in
+ * order) and written as TW panel rows of TW floats. (Element by element this packing took three
  * quarters of the fully connected layers' backward-data pass, where each packed element meets
  * only 32 rows of A, and a sixth of resnet's 1x1 backward-data passes.) */
 void kn_pack_b_cols(float *dst, const float *src, ptrdiff_t ld, int kc, int nr) {
     int j = 0;
-    for (; j + 16 <= nr; j += 16) {
+    for (; j + TW <= nr; j += TW) {
         int k = 0;
-        for (; k + 16 <= kc; k += 16) {
-            v16 r[16];
-            for (int t = 0; t < 16; t++)
-                memcpy(&r[t], src + (ptrdiff_t)(j + t) * ld + k, sizeof(v16));
-            transpose16(r);
-            for (int t = 0; t < 16; t++)
-                memcpy(dst + (size_t)(k + t) * KN_NR + j, &r[t], sizeof(v16));
+        for (; k + TW <= kc; k += TW) {
+            vtw r[TW];
+            for (int t = 0; t < TW; t++) r[t] = *(const vtw_u *)(src + (ptrdiff_t)(j + t) * ld + k);
+            transpose_tile(r);
+            for (int t = 0; t < TW; t++) *(vtw_u *)(dst + (size_t)(k + t) * KN_NR + j) = r[t];
         }
         for (; k < kc; k++)
-            for (int t = 0; t < 16; t++)
+            for (int t = 0; t < TW; t++)
                 dst[(size_t)k * KN_NR + j + t] = src[(ptrdiff_t)(j + t) * ld + k];
     }
     for (; j < nr; j++) {

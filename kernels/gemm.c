@@ -195,6 +195,76 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
 #define KN_PREFETCH_B_BYTES (512 << 10)
 #endif
 
+/* The A micro-panels of block (ic, pc): packed into the thread's buffer, or listed as segments
+ * (a full panel whose list is an earlier one's shifted by a constant shares it: a_shift). */
+static void a_block(const kn_gemm_plan *p, kn_panel *pn, int np, int ic, int mc, int pc, int kc,
+                    const kn_thread_ws *w) {
+    if (p->a_pack) {
+        p->a_pack(p->actx, w->a, ic, mc, pc, kc);
+        for (int q = 0; q < np; q++) pn[q].apanel = w->a + (size_t)q * kn_apanel_stride(kc);
+        return;
+    }
+    kn_seg *segs = w->segs;
+    int anchor = -1; /* the last full panel that built its own list */
+    for (int q = 0; q < np; q++) {
+        const int iq = ic + q * KN_MR;
+        pn[q].aoff = 0;
+        if (anchor >= 0 && pn[q].mr == KN_MR) {
+            const ptrdiff_t off = p->a_shift(p->actx, ic + anchor * KN_MR, iq);
+            if (off != KN_NO_SHIFT) {
+                pn[q].segs = pn[anchor].segs;
+                pn[q].nseg = pn[anchor].nseg;
+                pn[q].aoff = off;
+                continue;
+            }
+        }
+        pn[q].segs = segs;
+        pn[q].nseg = p->a_segs(p->actx, iq, pn[q].mr, pc, kc, segs);
+        SB_DASSERT(pn[q].nseg >= 0 && pn[q].nseg <= KN_KC);
+        segs += pn[q].nseg;
+        anchor = p->a_shift && pn[q].mr == KN_MR ? q : -1;
+    }
+}
+
+/* One MC block [m0, m1) against B stored by columns (kn_gemm_plan.b_cols), panel by panel, each
+ * down the whole K (the panel's C tiles, M x NR, 8 KB at M = 32, stay in L1 through the K
+ * blocks). While a K block's micro-tiles run, each fetches its share of the next block's source
+ * (NR source rows, kc floats each) into L2. Packed on demand, that source came from memory one
+ * 512-byte to 1 KB piece per row, each on another page, and with each W element meeting only
+ * the batch's 32 rows the packing took a third of the fully connected layers' backward data;
+ * fetched ahead, fc7's shape ran 1.11-1.12x (avx512 and avx2). (The panel-deep order alone,
+ * with its one sequential run per source row, measured no faster than K blocks across the
+ * panels; it is what makes the next block's source two lines of arithmetic.) */
+static void run_panels_deep(const kn_gemm_plan *p, int m0, int m1, int n0, int n1,
+                            const kn_thread_ws *w) {
+    kn_panel pn[KN_MC / KN_MR];
+    const int mc = m1 - m0, np = (mc + KN_MR - 1) / KN_MR;
+    for (int q = 0; q < np; q++)
+        panel_init(p, &pn[q], m0 + q * KN_MR, SB_MIN(KN_MR, m1 - m0 - q * KN_MR));
+    for (int jr = n0; jr < n1; jr += KN_NR) {
+        const int nr = SB_MIN(KN_NR, n1 - jr);
+        for (int pc = 0; pc < p->K; pc += p->kc) {
+            const int kc = SB_MIN(p->kc, p->K - pc);
+            p->b_pack(p->bctx, w->b, pc, kc, jr, nr);
+            a_block(p, pn, np, m0, mc, pc, kc, w);
+            const kn_uk_epilogue ep = {.alpha = p->alpha,
+                                       .beta = pc == 0 ? p->beta : 1.0f,
+                                       .bias = pc == 0 && p->bias ? p->bias + jr : NULL,
+                                       .c_l1 = 1};
+            /* the next K block of this panel, or the next panel's first */
+            const int nk = pc + kc < p->K ? pc + kc : 0, nj = nk ? jr : jr + KN_NR;
+            const int nkc = SB_MIN(p->kc, p->K - nk), nnr = nj < n1 ? SB_MIN(KN_NR, n1 - nj) : 0;
+            for (int q = 0; q < np; q++) {
+                for (int r = q * nnr / np; r < (q + 1) * nnr / np; r++) {
+                    const float *src = p->b_cols + (ptrdiff_t)(nj + r) * p->b_cols_ld + nk;
+                    for (int k = 0; k < nkc; k += 16) __builtin_prefetch(src + k, 0, 2);
+                }
+                run_tile(p, &pn[q], m0 + q * KN_MR, kc, w->b, KN_NR, jr, nr, &ep, w->tile);
+            }
+        }
+    }
+}
+
 /* With B read in place (one MC block: few rows), the full B panel the engine runs after the
  * one at K block pc, columns jc + jr of the NC block [jc, jc + nc): the next panel of the block,
  * or the first one of the next K block; NULL when that is the ragged last panel (packed) or has
@@ -293,6 +363,10 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
          * on Zen 5 (1 MB L2) the 64-channel 3x3 backward filters (dW^T = dy^T X_col, M = 64) ran
          * at 50% of peak, and 1.31-1.45x faster this way (with bwf2_bpack's one-tap copy). */
         const int jit_b = !direct && !rows_outer && !src_pf && m1 - m0 <= block_rows;
+        if (jit_b && p->b_cols && p->K > p->kc) {
+            run_panels_deep(p, m0, m1, jc, jc + nc, w);
+            continue;
+        }
         /* Otherwise K rows per packed chunk, whole KC blocks: as many as the KB x NC buffer
          * holds at this block's width, so a narrow B (N = 64: vgg's conv1_2, resnet's 64-channel
          * layers) is packed whole and each C block is finished in one visit instead of one per
@@ -365,33 +439,7 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                             a_next = (const float *)lo;
                         }
                     }
-                    if (p->a_pack) {
-                        p->a_pack(p->actx, w->a, ic, mc, pc, kc);
-                        for (int q = 0; q < np; q++)
-                            pn[q].apanel = w->a + (size_t)q * kn_apanel_stride(kc);
-                    } else {
-                        kn_seg *segs = w->segs;
-                        int anchor = -1; /* the last full panel that built its own list */
-                        for (int q = 0; q < np; q++) {
-                            const int iq = ic + q * KN_MR;
-                            pn[q].aoff = 0;
-                            if (anchor >= 0 && pn[q].mr == KN_MR) {
-                                const ptrdiff_t off =
-                                    p->a_shift(p->actx, ic + anchor * KN_MR, iq);
-                                if (off != KN_NO_SHIFT) {
-                                    pn[q].segs = pn[anchor].segs;
-                                    pn[q].nseg = pn[anchor].nseg;
-                                    pn[q].aoff = off;
-                                    continue;
-                                }
-                            }
-                            pn[q].segs = segs;
-                            pn[q].nseg = p->a_segs(p->actx, iq, pn[q].mr, pc, kc, segs);
-                            SB_DASSERT(pn[q].nseg >= 0 && pn[q].nseg <= KN_KC);
-                            segs += pn[q].nseg;
-                            anchor = p->a_shift && pn[q].mr == KN_MR ? q : -1;
-                        }
-                    }
+                    a_block(p, pn, np, ic, mc, pc, kc, w);
                     if (rows_outer) { /* B packed (not direct), one K block */
                         for (int q = 0; q < np; q++)
                             for (int jr = 0; jr < nc; jr += KN_NR) {
@@ -647,6 +695,7 @@ void kn_sgemm_plan(kn_gemm_plan *p, kn_sgemm_ctx *g, int trans_a, int trans_b, i
     else p->a_segs = sg_a_segs, p->a_shift = sg_a_shift;
     p->b_pack = trans_b ? sg_b_pack_t : sg_b_pack_n;
     if (!trans_b) p->b_direct = B, p->b_ld = ldb;
+    else p->b_cols = B, p->b_cols_ld = ldb;
 }
 
 void kn_scale_rows(float *C, int ldc, int i0, int i1, int N, float beta) {

@@ -183,6 +183,12 @@ typedef struct kn_gemm_plan {
      * B panels in place instead of packing them. */
     const float *b_direct;
     ptrdiff_t b_ld;
+    /* Optional: B is stored by columns, B(k, j) = b_cols[j*b_cols_ld + k] (a transposed
+     * operand: W in the fully connected layers' dx = dy . W^T). With one MC block the engine
+     * then takes each B panel down the whole K and fetches the next block's source ahead
+     * (run_panels_deep in gemm.c). */
+    const float *b_cols;
+    ptrdiff_t b_cols_ld;
     /* Optional, with packed B: the rows B packs from are contiguous in memory, b_src_ld floats
      * each, row k0's first at b_src(bctx, k0) (the backward filter's dy, or a 1x1
      * convolution's x). With one MC block the engine then packs one K block at a time and has

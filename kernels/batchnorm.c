@@ -52,11 +52,14 @@ static inline float bn_relu_dy(float dy, float x, float mean, float scale, float
     return y > 0.0f ? dy : 0.0f;
 }
 
-/* dy's row r + ahead (the rows in 4 KB), channels [0, w) as seen from row r's pointer p, into
- * L1, if that row is before `end`: the fused ReLU's backward reads dy through masked loads only
- * (kn_prefetch_floats). Backward pass, C = 64, 103 MB: 17.9 -> 8.8 ms; C = 2048, 13 MB:
- * 1.6 -> 1.3-1.7 ms. */
-static inline void bn_prefetch_dy(const float *p, size_t r, size_t end, int C, int w) {
+/* Row r + ahead (the rows in 4 KB), channels [0, w) as seen from row r's pointer p, into L1, if
+ * that row is before `end`, for two streams the hardware prefetchers left waiting on memory:
+ *  - dy in the fused ReLU's backward, read through masked loads only (kn_prefetch_floats).
+ *    Backward pass, C = 64, 103 MB: 17.9 -> 8.8 ms; C = 2048, 13 MB: 1.6 -> 1.3-1.7 ms.
+ *  - x in the forward's sums, with their conversions to double and two FMAs per element the
+ *    heaviest loop over a stream here: at C = 256 and 512 (103 and 51 MB) it read 11-13 GB/s
+ *    where the normalize pass after it moves 33 (Zen 4, two threads). */
+static inline void bn_prefetch_row(const float *p, size_t r, size_t end, int C, int w) {
     const size_t row = sizeof(float) * (size_t)C, ahead = (4096 + row - 1) / row;
     if (r + ahead < end) kn_prefetch_floats(p + ahead * (size_t)C, (size_t)w);
 }
@@ -89,7 +92,7 @@ static void bn_sums(bn_shared *S, const float *a, const float *b, const float *s
                 const float *br = b + r * (size_t)C + c0;
                 float g[BN_W]; /* masked first: GCC vectorizes neither a select feeding a
                                   float-to-double conversion nor the loop holding both */
-                bn_prefetch_dy(br, r, r1, C, w);
+                bn_prefetch_row(br, r, r1, C, w);
                 for (int j = 0; j < w; j++) g[j] = bn_relu_dy(br[j], ar[j], sh[j], rs1[j], rs3[j]);
                 for (int j = 0; j < w; j++) {
                     acc1[j] += g[j];
@@ -102,6 +105,7 @@ static void bn_sums(bn_shared *S, const float *a, const float *b, const float *s
                     acc2[j] += (double)br[j] * (ar[j] - sh[j]);
                 }
             } else {
+                bn_prefetch_row(ar, r, r1, C, w);
                 for (int j = 0; j < w; j++) {
                     const double d = ar[j] - sh[j];
                     acc1[j] += d;
@@ -249,7 +253,7 @@ void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const 
                 const float *dyr = dy + r * (size_t)C + c0;
                 float *dxr = dx + r * (size_t)C + c0;
                 if (relu) {
-                    bn_prefetch_dy(dyr, r, hi, C, w);
+                    bn_prefetch_row(dyr, r, hi, C, w);
                     for (int j = 0; j < w; j++) {
                         const float g = bn_relu_dy(dyr[j], xr[j], mu[j], S.r1[j], S.r3[j]);
                         dxr[j] = S.k1[j] * (g - S.k2[j] - (xr[j] - mu[j]) * S.k3[j]);

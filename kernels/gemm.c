@@ -232,7 +232,7 @@ static void a_block(const kn_gemm_plan *p, kn_panel *pn, int np, int ic, int mc,
  * (NR source rows, kc floats each) into L2. Packed on demand, that source came from memory one
  * 512-byte to 1 KB piece per row, each on another page, and with each W element meeting only
  * the batch's 32 rows the packing took a third of the fully connected layers' backward data;
- * fetched ahead, fc7's shape ran 1.11-1.12x (avx512 and avx2). (The panel-deep order alone,
+ * fetched ahead, fc7's shape ran 1.10-1.11x with avx512, 1.07-1.09x with avx2. (The panel-deep order alone,
  * with its one sequential run per source row, measured no faster than K blocks across the
  * panels; it is what makes the next block's source two lines of arithmetic.) */
 static void run_panels_deep(const kn_gemm_plan *p, int m0, int m1, int n0, int n1,
@@ -602,7 +602,7 @@ static void sg_b_pack_n(const void *ctx, float *dst, int k0, int kc, int j0, int
 
 /* A TW x TW transpose in registers, TW = the vector width (16, 8 or 4 floats): rounds that
  * swap the off-diagonal blocks of TW/2, ..., 2, 1 rows, each TW two-source shuffles (one
- * vpermt2ps each with AVX-512, vperm2f128 / vshufps / vunpck*ps-like pairs with AVX2). A
+ * vpermt2ps each with AVX-512; vperm2f128, vshufps, or vpermilps and vblendps with AVX2). A
  * 16-wide transpose in the AVX2 build went through the stack float by float: the fully
  * connected layers' backward data spent half its time in kn_pack_b_cols. */
 #define TW KN_VLEN

@@ -37,9 +37,10 @@ typedef struct kn_seg {
 extern const float kn_zeros[KN_KC * KN_ASTEP_MAX];
 
 /* Micro-kernels (ukernel_<isa>.c). Both compute acc = A_panel . B_panel over the whole k range
- * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR, j < KN_NR with row
- * stride ldc (or at the epilogue's c_rows); beta == 0 never reads C; bias may be NULL. b holds
- * KN_NR floats per k, rows ldb apart: a packed micro-panel (ldb = KN_NR) or B itself. */
+ * and then store C[i][j] = alpha*acc + bias[j] + beta*C[i][j] for i < KN_MR (or the epilogue's
+ * rows), j < KN_NR with row stride ldc (or at the epilogue's c_rows); beta == 0 never reads C;
+ * bias may be NULL. b holds KN_NR floats per k, rows ldb apart: a packed micro-panel
+ * (ldb = KN_NR) or B itself. */
 /* What a micro-kernel does besides the FMAs: the store phase's scalars and options, and a
  * prefetch. The kernels take it by pointer and read it only where they use it. Passed as scalar
  * arguments, alpha and beta arrived in vector registers and GCC kept them there through the k

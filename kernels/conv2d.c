@@ -783,6 +783,7 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                               .bctx = &c, .b_direct = dy, .b_ld = OC, .b_src = bwf_dy_rows,
                               .b_src_ld = OC, .c = dw, .ldc = OC, .alpha = 1.0f, .beta = 1.0f};
             if (xcol_is_x(s)) p.a_src = bwf_x_rows, p.a_src_ld = s->IC;
+            else p.a_span = xcol_span;
             kn_gemm_run_split(&p, ith, nth, &tw);
         }
         if (db) {

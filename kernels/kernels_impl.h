@@ -173,6 +173,10 @@ typedef struct kn_gemm_plan {
      * convolution, or dy^T). The micro-tiles then prefetch the next A block while one runs. */
     const float *(*a_src)(const void *ctx, int k0);
     int a_src_ld;
+    /* Optional, with packed A (and no a_src): the memory A's columns [k0, k1) pack from lies in
+     * [*lo, *hi) (the backward filter's X_col^T: x's rows under the pixels' windows). The
+     * micro-tiles then prefetch the next A block's span while one runs, as with b_span. */
+    void (*a_span)(const void *ctx, int k0, int k1, const float **lo, const float **hi);
     /* Packed B: k [k0, k0+kc) x columns [j0, j0+nc) as ceil(nc/NR) micro-panels of kc*NR
      * floats, element (k, j) at dst[(j/NR)*kc*NR + k*NR + j%NR], columns >= nc zero. The engine
      * asks for a chunk of K blocks at a block's width, or, with one MC block, for one micro-panel

@@ -276,16 +276,24 @@ static const float *next_b_panel(const kn_gemm_plan *p, int pc, int kc, int jc, 
     return NULL;
 }
 
-/* With packed A read from a source (a_src): where the A block packed after block (ic, pc) of
- * the K chunk [kb, kend) starts in the source, in kn_gemm_run's loop order, and its rows (mc);
- * NULL after the last block of a column block. */
+/* The A block packed after block (ic, pc) of the K chunk [kb, kend), in kn_gemm_run's loop
+ * order: its first k, and its first row in *i; -1 after the last block of a column block. */
+static int next_a_k(const kn_gemm_plan *p, int m0, int m1, int block_rows, int ic, int pc,
+                    int kb, int kend, int *i) {
+    int k = -1;
+    if (pc + p->kc < kend) *i = ic, k = pc + p->kc;
+    else if (ic + block_rows < m1) *i = ic + block_rows, k = kb;
+    else if (kend < p->K) *i = m0, k = kend;
+    return k;
+}
+
+/* With packed A read from a source (a_src): where that next block starts in the source, and
+ * its rows (mc); NULL after the last block of a column block. */
 static const float *next_a_block(const kn_gemm_plan *p, int m0, int m1, int block_rows, int ic,
                                  int pc, int kb, int kend, int *mc) {
-    int i, k;
-    if (pc + p->kc < kend) i = ic, k = pc + p->kc;
-    else if (ic + block_rows < m1) i = ic + block_rows, k = kb;
-    else if (kend < p->K) i = m0, k = kend;
-    else return NULL;
+    int i;
+    const int k = next_a_k(p, m0, m1, block_rows, ic, pc, kb, kend, &i);
+    if (k < 0) return NULL;
     *mc = SB_MIN(block_rows, m1 - i);
     return p->a_src(p->actx, k) + i;
 }
@@ -435,14 +443,12 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                      * packer's gathers otherwise waited on L3 at each pixel, a 3x3 layer's
                      * pixels a row of x apart (backward filters, best of 4 alternating
                      * runs, three times: avx512 28x28 128-channel 3x3/2 1.04-1.14x, 56x56
-                     * 128 -> 256 1.02-1.06x; avx2 1.00-1.03x, one run of each 0.95) */
+                     * 128 -> 256 1.02-1.06x; avx2 1.00-1.03x, with single sets at 0.95) */
                     const float *aspan = NULL;
                     ptrdiff_t aspan_floats = 0;
                     if (p->a_pack && p->a_span && !p->a_src) {
-                        int nk = -1; /* the next block's first k, in the loop order above */
-                        if (pc + p->kc < kend) nk = pc + p->kc;
-                        else if (ic + block_rows < m1) nk = kb;
-                        else if (kend < p->K) nk = kend;
+                        int ni;
+                        const int nk = next_a_k(p, m0, m1, block_rows, ic, pc, kb, kend, &ni);
                         if (nk >= 0) {
                             const float *hi;
                             p->a_span(p->actx, nk, SB_MIN(nk + p->kc, p->K), &aspan, &hi);

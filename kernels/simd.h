@@ -36,13 +36,17 @@
 #define KN_STREAM_STORES 0
 #endif
 
-/* Cache blocks: a KC x NC block of packed B and an MC x KC block of A stay in L2; one KC x NR
- * micro-panel of B sits in L1 (32 KB: KC = 128 with AVX-512's 64-wide panels, 256 otherwise)
- * while it meets every A micro-panel of the MC block. KC, NC and MC (like KN_DIRECT_B_ROWS in
- * gemm.c and CV_PARTIAL_MAX in conv2d.c) can be overridden with -D for tuning runs
- * (make EXTRA_CFLAGS=-DKN_KC=192). */
+/* Cache blocks: a KC x NC block of packed B and an MC x KC block of A stay in L2, and one KC x
+ * NR micro-panel of B meets every A micro-panel of the MC block (16 KB with AVX2's 16-wide
+ * panels, in L1; 64 KB with AVX-512's 64-wide ones, from L2). KC = 128 kept the AVX-512 panel in
+ * Zen 4's 32 KB L1, but each C tile was then loaded and stored once per 128 k steps, and
+ * the 256 k steps of KC = 256 measured faster on nearly every pass: 1.05x geometric mean over
+ * the 117 passes of bench/kernels, block 3-4 1x1 layers 1.03-1.08x, vgg fc6's backward data
+ * 0.96x. (512 measured no further gain with AVX-512, and 1.00x with AVX2.) KC, NC and MC (like
+ * KN_DIRECT_B_ROWS in gemm.c and CV_PARTIAL_MAX in conv2d.c) can be overridden with -D for
+ * tuning runs (make EXTRA_CFLAGS=-DKN_KC=192). */
 #ifndef KN_KC
-#define KN_KC ((32 << 10) / (4 * KN_NR) < 256 ? (32 << 10) / (4 * KN_NR) : 256)
+#define KN_KC 256
 #endif
 /* K rows of B packed at a time at the full NC width (whole KC blocks; a narrower NC block takes
  * proportionally more rows, the same KB x NC floats): an MC x NC block of C stays in L2 while it

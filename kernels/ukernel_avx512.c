@@ -14,10 +14,12 @@ _Static_assert(KN_NR % 16 == 0, "NR must be a multiple of 16");
 
 /* Start fetching the C tile now: it is read (beta != 0) or written only after the k loop,
  * and on large layers it is not in cache, so the misses overlap with the FMAs instead of
- * stalling the store phase. Into L2 unless ep->c_l1: the B panel (KC x 64 floats, 32 KB) fills
- * a 32 KB L1 (Zen 4), and the tile's 24 lines brought into L1 at the start took ways from it;
- * with C rows 4 or 8 KB apart (the block 3-4 layers' 1024 and 2048 channels) all in the same
- * four sets. (The AVX2 kernel's 6-line tile next to a 16 KB panel measured no difference.) */
+ * stalling the store phase. Into L2 unless ep->c_l1: the B panel streams through Zen 4's 32 KB
+ * L1 (KC x 64 floats, 64 KB), and the tile's 24 lines brought into L1 at the start took ways
+ * from it, with C rows 4 or 8 KB apart (the block 3-4 layers' 1024 and 2048 channels) all in
+ * the same four sets: into L1 measured 0.96x over bench/kernels' passes (with KC = 128 and its
+ * 32 KB panel too). (The AVX2 kernel's 6-line tile next to a 16 KB panel measured no
+ * difference.) */
 UK_INLINE void uk_prefetch_c(kn_uk_cdst d, const kn_uk_epilogue *ep) {
 #pragma GCC unroll 16
     for (int i = 0; i < d.mr; i++)

@@ -232,9 +232,9 @@ static void a_block(const kn_gemm_plan *p, kn_panel *pn, int np, int ic, int mc,
  * (NR source rows, kc floats each) into L2. Packed on demand, that source came from memory one
  * 512-byte to 1 KB piece per row, each on another page, and with each W element meeting only
  * the batch's 32 rows the packing took a third of the fully connected layers' backward data;
- * fetched ahead, fc7's shape ran 1.10-1.11x with avx512, 1.07-1.09x with avx2. (The panel-deep order alone,
- * with its one sequential run per source row, measured no faster than K blocks across the
- * panels; it is what makes the next block's source two lines of arithmetic.) */
+ * fetched ahead, fc7's shape ran 1.10-1.11x with avx512, 1.07-1.09x with avx2. (The panel-deep
+ * order alone, with its one sequential run per source row, measured no faster than K blocks
+ * across the panels; it is what makes the next block's source two lines of arithmetic.) */
 static void run_panels_deep(const kn_gemm_plan *p, int m0, int m1, int n0, int n1,
                             const kn_thread_ws *w) {
     kn_panel pn[KN_MC / KN_MR];

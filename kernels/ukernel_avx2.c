@@ -1,7 +1,8 @@
 /* kernels/ukernel_avx2.c — the AVX2+FMA GEMM micro-kernels: a 6 x 16 tile of C in 12 ymm
  * accumulators, per k step 2 loads of packed B, 6 broadcasts of A and 12 FMAs. The indirect
  * variant reads A through 6 row pointers per segment (implicit im2col, no packing); the packed
- * variant reads a [k][6] micro-panel. Compiles to nothing unless the build targets AVX2 with FMA. */
+ * variant reads a [k][6] micro-panel. Compiles to nothing unless the build targets AVX2 with
+ * FMA. */
 #include "kernels/kernels_impl.h"
 
 #if defined(KN_ISA_AVX2)

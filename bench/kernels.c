@@ -2,8 +2,9 @@
  * resnet_v1_50 and vgg_16 (TF-slim definitions, 224x224 input), forward, backward-data and
  * backward-filter, as GFLOP/s and % of this machine's FMA peak measured in the same process;
  * next to OpenBLAS's cblas_sgemm on the same GEMM shapes (M = N*OH*OW, N = OC,
- * K = KH*KW*IC) in the same run. Table to stdout, one CSV row per (shape, pass, impl) appended
- * to results/kernels_<build>.csv.
+ * K = KH*KW*IC) in the same run, each computing what the pass computes: C = A B, beta = 0 (the
+ * backward filter overwrites dW, kernels.h). Table to stdout, one CSV row per (shape, pass,
+ * impl) appended to results/kernels_<build>.csv.
  *
  * usage: kernels [--model=resnet_v1_50|vgg_16|all] [--batch=32] [--reps=3] [--threads=N]
  *                [--quick] [--no-blas] [--layer=NAME[,NAME...]] [--list] [--peak=GFLOPS]
@@ -211,7 +212,7 @@ static void run_blas(const bench_bufs *b, int pass) {
         break;
     case PASS_BWD_FILTER:
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, OC, M, 1.0f, b->A, K, b->C, OC,
-                    1.0f, b->dw, OC);
+                    0.0f, b->dw, OC);
         break;
     }
 }

@@ -210,7 +210,7 @@ void bn_forward_infer(float *y, const float *x, const float *gamma, const float 
     }
 }
 
-/* dx: (M, C) overwritten, may alias dy. dgamma, dbeta: (C) += or NULL. dy, x: (M, C).
+/* dx: (M, C) overwritten, may alias dy. dgamma, dbeta: (C) overwritten or NULL. dy, x: (M, C).
  * mean, rstd: (C) from bn_forward_train. gamma: (C) or NULL.
  * With xhat = (x - mean) * rstd: dbeta = sum dy, dgamma = sum dy * xhat,
  * dx = gamma * rstd * (dy - dbeta/M - xhat * dgamma/M). */
@@ -239,8 +239,8 @@ void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const 
                 const double sdy = S.t1[j];
                 const double rs = rstd[c];
                 const double sdyxhat = S.t2[j] * rs;
-                if (dbeta) dbeta[c] += (float)sdy;
-                if (dgamma) dgamma[c] += (float)sdyxhat;
+                if (dbeta) dbeta[c] = (float)sdy;
+                if (dgamma) dgamma[c] = (float)sdyxhat;
                 S.k1[j] = (float)((gamma ? gamma[c] : 1.0f) * rs); /* gamma * rstd */
                 S.k2[j] = (float)(sdy / (double)M);                /* mean of dy */
                 S.k3[j] = (float)(sdyxhat * rs / (double)M);       /* per unit of (x - mean) */

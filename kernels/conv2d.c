@@ -11,7 +11,7 @@
  *    col2im scatter, no atomics) and stride 1 is a single phase. With very few input channels
  *    (IC = 3) the phase GEMMs would be nearly empty: up to 4 channels run as direct dot products
  *    over OC (conv2d_dxdot.c), other small IC as dy . W^T per image with a col2im.
- *  - backward filter: dW(K', OC) += X_col^T . dy, a reduction over P. Small dW: each thread
+ *  - backward filter: dW(K', OC) = X_col^T . dy, a reduction over P. Small dW: each thread
  *    reduces its own pixel range into a private partial (dW^T layout when that costs the GEMM
  *    less; for 3-channel inputs X_col^T is read in place as a strided view of x), then the
  *    partials are summed in thread order. Large dW: threads split dW itself.
@@ -772,16 +772,16 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                 kn_gemm_run(&p, 0, p.M, 0, p.N, &tw);
                 for (size_t e = 0; e < mode.partial_floats; e++) part[e] += sub[e];
             }
-        } else if (cv_is_fc(s)) { /* dw(K, OC) += x(N, K)^T . dy(N, OC) */
+        } else if (cv_is_fc(s)) { /* dw(K, OC) = x(N, K)^T . dy(N, OC) */
             kn_gemm_plan p;
             kn_sgemm_ctx g;
-            kn_sgemm_plan(&p, &g, 1, 0, Kp, OC, s->N, 1.0f, x, Kp, dy, OC, 1.0f, dw, OC);
+            kn_sgemm_plan(&p, &g, 1, 0, Kp, OC, s->N, 1.0f, x, Kp, dy, OC, 0.0f, dw, OC);
             kn_gemm_run_split(&p, ith, nth, &tw);
         } else {
             kn_gemm_plan p = {.M = Kp, .N = OC, .K = (int)P, .kc = kn_pick_kc((int)P, 1),
                               .a_pack = bwf1_apack, .actx = &c, .b_pack = bwf1_bpack,
                               .bctx = &c, .b_direct = dy, .b_ld = OC, .b_src = bwf_dy_rows,
-                              .b_src_ld = OC, .c = dw, .ldc = OC, .alpha = 1.0f, .beta = 1.0f};
+                              .b_src_ld = OC, .c = dw, .ldc = OC, .alpha = 1.0f, .beta = 0.0f};
             if (xcol_is_x(s)) p.a_src = bwf_x_rows, p.a_src_ld = s->IC;
             else p.a_span = xcol_span;
             kn_gemm_run_split(&p, ith, nth, &tw);
@@ -796,7 +796,7 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
         }
 #pragma omp barrier
         if (mode.split_reduction) {
-            /* dW += sum of the partials in thread order; rows of dW split over threads, 16x16
+            /* dW = sum of the partials in thread order; rows of dW split over threads, 16x16
              * tiles so the transposed (dW^T) partials are read a cache line at a time */
             int r0, r1;
             kn_split(Kp, ith, nth, 16, &r0, &r1);
@@ -813,7 +813,7 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
                                 acc += mode.orient2 ? pt[(ptrdiff_t)j * Kp + r]
                                                     : pt[(ptrdiff_t)r * OC + j];
                             }
-                            out[j] += (float)acc;
+                            out[j] = (float)acc;
                         }
                     }
                 }
@@ -823,7 +823,7 @@ void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *
             for (int j = 0; j < OC; j++) {
                 float acc = 0.0f;
                 for (int t = 0; t < nth; t++) acc += ((const float *)(dbparts + t * dbstride))[j];
-                db[j] += acc;
+                db[j] = acc;
             }
         }
     }

@@ -71,7 +71,8 @@ void conv2d_backward_data_ref(float *dx, const float *dy, const float *w, const 
     }
 }
 
-/* dw: (KH, KW, IC, OC) +=. db: (OC) += or NULL. dy: (N, OH, OW, OC). x: (N, IH, IW, IC). */
+/* dw: (KH, KW, IC, OC) overwritten. db: (OC) overwritten or NULL. dy: (N, OH, OW, OC).
+ * x: (N, IH, IW, IC). */
 void conv2d_backward_filter_ref(float *dw, float *db, const float *dy, const float *x,
                                 const conv2d_shape *s, void *ws) {
     (void)ws;
@@ -96,7 +97,7 @@ void conv2d_backward_filter_ref(float *dw, float *db, const float *dy, const flo
                                    dy[(((size_t)n * OH + oh) * OW + ow) * OC + oc];
                         }
                     }
-                dw[(size_t)r * OC + oc] += (float)acc;
+                dw[(size_t)r * OC + oc] = (float)acc;
             }
         }
         if (db) {
@@ -104,7 +105,7 @@ void conv2d_backward_filter_ref(float *dw, float *db, const float *dy, const flo
             for (int oc = 0; oc < OC; oc++) {
                 double acc = 0.0;
                 for (size_t i = 0; i < (size_t)N * OH * OW; i++) acc += dy[i * OC + oc];
-                db[oc] += (float)acc;
+                db[oc] = (float)acc;
             }
         }
     }

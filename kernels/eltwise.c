@@ -125,7 +125,7 @@ void bias_add_forward(float *y, const float *b, size_t M, int C) {
  * accumulators (8 KiB) on its stack, so C <= BIAS_W reads whole rows contiguously. */
 #define BIAS_W 1024
 
-/* db: (C) += column sums of dy: (M, C). Each thread sums its contiguous share of rows in
+/* db: (C) = column sums of dy: (M, C). Each thread sums its contiguous share of rows in
  * double; the shares are added in thread order (ordered section), then rounded once. */
 void bias_add_backward(float *db, const float *dy, size_t M, int C) {
     double tot[BIAS_W];
@@ -150,7 +150,7 @@ void bias_add_backward(float *db, const float *dy, size_t M, int C) {
                 for (int j = 0; j < w; j++) tot[j] += acc[j];
             }
 #pragma omp for schedule(static)
-            for (int j = 0; j < w; j++) db[c0 + j] += (float)tot[j];
+            for (int j = 0; j < w; j++) db[c0 + j] = (float)tot[j];
         }
     }
 }

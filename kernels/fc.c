@@ -1,7 +1,7 @@
 /* kernels/fc.c — fully connected layers, y(N, OC) = x(N, IC) . w(IC, OC) + b, as GEMMs on the
  * engine of gemm.c. The batch is small (M = N), so the engine's cost model splits the output
  * columns over threads rather than the rows. The backward pass runs its GEMMs (dx = dy . w^T,
- * dw += x^T . dy) and the bias sum in one parallel region. */
+ * dw = x^T . dy) and the bias sum in one parallel region. */
 #include <omp.h>
 #include <string.h>
 
@@ -35,7 +35,7 @@ void fc_backward(float *dx, float *dw, float *db, const float *dy, const float *
     kn_gemm_plan pdx, pdw;
     kn_sgemm_ctx gdx, gdw;
     if (dx) kn_sgemm_plan(&pdx, &gdx, 0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dx, IC);
-    kn_sgemm_plan(&pdw, &gdw, 1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 1.0f, dw, OC);
+    kn_sgemm_plan(&pdw, &gdw, 1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 0.0f, dw, OC);
     const int nth_max = kn_max_threads();
     char *dbparts = (char *)ws + (size_t)nth_max * kn_thread_ws_bytes();
     const size_t dbstride = kn_align64(sizeof(float) * OC);
@@ -56,7 +56,7 @@ void fc_backward(float *dx, float *dw, float *db, const float *dy, const float *
                 const float *row = dy + (ptrdiff_t)n * OC;
                 for (int j = j0; j < j1; j++) acc[j] += row[j];
             }
-            for (int j = j0; j < j1; j++) db[j] += acc[j];
+            memcpy(db + j0, acc + j0, sizeof(float) * (size_t)(j1 - j0));
         }
     }
 }

@@ -298,8 +298,10 @@ static const float *next_a_block(const kn_gemm_plan *p, int m0, int m1, int bloc
     return p->a_src(p->actx, k) + i;
 }
 
-/* One K block into a C that is read: the fully connected layers' backward filter (dW += X^T dY,
- * K = the batch), where C is the traffic (kn_gemm_run's row order, kn_gemm_run_split's split). */
+/* One K block into a C that is read, where C is the traffic (kn_gemm_run's row order,
+ * kn_gemm_run_split's split): an sgemm that accumulates, such as dW += X^T dY with K = the batch.
+ * The fully connected layers' backward filter was that until it overwrote dW (beta = 0, no read
+ * of C: 1.0-1.8x); these orders measured no gain on it since (vgg fc6-fc8, resnet logits). */
 static int c_read_one_k_block(const kn_gemm_plan *p) { return p->K <= p->kc && p->beta != 0.0f; }
 
 /* Whether the micro-kernel stores this plan's full tiles non-temporally. Only when C is written
@@ -336,9 +338,10 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     const int direct = p->b_direct &&
                        (m1 - m0 <= KN_DIRECT_B_ROWS || (p->b_ld == KN_NR && n1 - n0 == KN_NR));
     const int stream = stream_c(p);
-    /* One K block into a C that is read (the fully connected layers' backward filter: dW +=
-     * X^T dY with K = the batch): C is the traffic, so its tiles go along the rows, each row
-     * read and written as one stream across the whole width (packed B, all panels, from L2).
+    /* One K block into a C that is read (dW += X^T dY with K = the batch, as the fully
+     * connected layers' backward filter was): C is the traffic, so its tiles go along the rows,
+     * each row read and written as one stream across the whole width (packed B, all panels,
+     * from L2).
      * Panel by panel down the columns, each tile's C rows were on other pages and arrived late:
      * vgg fc7's backward filter 1.15-1.36x. (With beta == 0 this order measured 0.94-1.09.) */
     const int rows_outer = !direct && c_read_one_k_block(p);
@@ -563,11 +566,12 @@ void kn_gemm_run_split(const kn_gemm_plan *p, int ith, int nth, const kn_thread_
         double c = grid_cost(p, tm, nth / tm);
         if (c < best) best = c, best_tm = tm;
     }
-    /* One K block into a C that is read (kn_gemm_run's rows_outer: the fully connected layers'
-     * backward filter, where C is the traffic): with a small B the threads split the rows, so
-     * that each one's C is one contiguous stream, and the split does not cut a ragged last
-     * panel off for one thread. resnet logits and vgg fc8 (N = 1000, B 128 KB packed) 1.07x;
-     * fc6 and fc7 (N = 4096, 512 KB) measured 0.95x this way and keep the cost model's split. */
+    /* One K block into a C that is read (kn_gemm_run's rows_outer: dW += X^T dY as the fully
+     * connected layers' backward filter was, where C is the traffic): with a small B the
+     * threads split the rows, so that each one's C is one contiguous stream, and the split does
+     * not cut a ragged last panel off for one thread. resnet logits and vgg fc8 (N = 1000, B
+     * 128 KB packed) 1.07x; fc6 and fc7 (N = 4096, 512 KB) measured 0.95x this way and keep the
+     * cost model's split. */
     if (c_read_one_k_block(p) && (size_t)p->kc * p->N * sizeof(float) <= KN_ROWS_SPLIT_B_BYTES)
         best_tm = nth;
     const int tm = best_tm, tn = nth / best_tm;

@@ -13,8 +13,11 @@
  *  - Kernels never allocate. Ops that need scratch report its size (`*_workspace_size`, bytes)
  *    and take a caller-owned, 64-byte aligned workspace.
  *  - Forward is (y, saved..., x, w, b, shape); backward is (dx, dw, db, dy, x|saved..., w, shape).
- *  - dx is OVERWRITTEN; dw and db ACCUMULATE (+=), so micro-batches add up and the caller zeroes
- *    the grads arena once per step. dx/dw/db are dL/d(.) with PyTorch's sign.
+ *  - dx, dw and db are OVERWRITTEN, as TensorFlow's gradient ops and PyTorch's backward
+ *    functions produce them, and are dL/d(.) with PyTorch's sign. A parameter's gradient is
+ *    written once per step by its own layer, so the grads arena needs no zeroing, and the fully
+ *    connected layers' backward filter (dW = x^T dy with K = the batch, where dW is the memory
+ *    traffic) writes dW without reading it: half the traffic of +=.
  *  - Each op is one OpenMP parallel region with (ith, nth) work splitting; call from outside any
  *    parallel region. The thread count is OpenMP's (omp_set_num_threads / OMP_NUM_THREADS).
  *  - Results are deterministic for a given thread count (no atomics on floats).
@@ -74,7 +77,8 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b,
 /* dx: (N, IH, IW, IC) overwritten. dy: (N, OH, OW, OC). w: (KH, KW, IC, OC). */
 void conv2d_backward_data(float *dx, const float *dy, const float *w, const conv2d_shape *s,
                           void *ws);
-/* dw: (KH, KW, IC, OC) +=. db: (OC) += or NULL. dy: (N, OH, OW, OC). x: (N, IH, IW, IC). */
+/* dw: (KH, KW, IC, OC) overwritten. db: (OC) overwritten or NULL. dy: (N, OH, OW, OC).
+ * x: (N, IH, IW, IC). */
 void conv2d_backward_filter(float *dw, float *db, const float *dy, const float *x,
                             const conv2d_shape *s, void *ws);
 
@@ -102,7 +106,8 @@ void sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const
 size_t fc_workspace_size(int N, int IC, int OC);
 void fc_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC,
                 void *ws);
-/* dx: (N, IC) overwritten (may be NULL to skip). dw: (IC, OC) +=. db: (OC) += or NULL. */
+/* dx: (N, IC) overwritten (may be NULL to skip). dw: (IC, OC) overwritten. db: (OC) overwritten
+ * or NULL. */
 void fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                  const float *w, int N, int IC, int OC, void *ws);
 
@@ -129,9 +134,9 @@ void bn_forward_train(float *y, float *mean, float *rstd, float *moving_mean, fl
 /* Inference mode: y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta. */
 void bn_forward_infer(float *y, const float *x, const float *gamma, const float *beta,
                       const float *moving_mean, const float *moving_var, const bn_param *p);
-/* dx: (M, C) overwritten (may alias dy). dgamma, dbeta: (C) += or NULL. x is the forward input
- * (not normalized); mean/rstd from bn_forward_train; gamma, beta as given to it (beta is read
- * only with p->relu). */
+/* dx: (M, C) overwritten (may alias dy). dgamma, dbeta: (C) overwritten or NULL. x is the
+ * forward input (not normalized); mean/rstd from bn_forward_train; gamma, beta as given to it
+ * (beta is read only with p->relu). */
 void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                  const float *mean, const float *rstd, const float *gamma, const float *beta,
                  const bn_param *p);
@@ -156,7 +161,7 @@ void add_backward(float *da, int acc_a, float *db, int acc_b, const float *dy,
                   const float *relu_y, size_t n);
 /* y(M, C) += b(C), broadcasting the bias over rows. */
 void bias_add_forward(float *y, const float *b, size_t M, int C);
-/* db(C) += sum over rows of dy(M, C). */
+/* db(C) = sum over rows of dy(M, C). */
 void bias_add_backward(float *db, const float *dy, size_t M, int C);
 
 /* Dropout, TF semantics: keep with probability keep_prob and scale kept values by 1/keep_prob.

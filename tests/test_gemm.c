@@ -1,7 +1,7 @@
 /* tests/test_gemm.c — the blocked GEMM engine against naive oracles: sgemm vs sgemm_ref on
  * shapes that hit every tail (M % MR, N % NR, K % KC, N > NC), all transposes, padded leading
  * dimensions, alpha/beta (beta = 0 must ignore NaNs in C); fc forward/backward; and the fast
- * convolutions (forward, backward data, backward filter with dW/db accumulation) against a
+ * convolutions (forward, backward data, backward filter; dW/db overwritten) against a
  * double-precision direct convolution written here, on stride/padding/tail shapes. The
  * PyTorch-vector checks of the same ops live in the kernel tests of tests/test_kernels_*.c. */
 #include <setjmp.h>
@@ -159,11 +159,12 @@ static void test_fc(void **state) {
         float *dy = rand_buf((size_t)N * OC);
         float *y = sb_xmalloc(sizeof(float) * N * OC), *yr = sb_xmalloc(sizeof(float) * N * OC);
         float *dx = sb_xmalloc(sizeof(float) * N * IC), *dxr = sb_xmalloc(sizeof(float) * N * IC);
-        float *dw = rand_buf((size_t)IC * OC), *dwr = sb_xmalloc(sizeof(float) * IC * OC);
-        float *db = rand_buf(OC), *dbr = sb_xmalloc(sizeof(float) * OC);
-        memcpy(dwr, dw, sizeof(float) * IC * OC);
-        memcpy(dbr, db, sizeof(float) * OC);
+        float *dw = sb_xmalloc(sizeof(float) * IC * OC), *dwr = sb_xmalloc(sizeof(float) * IC * OC);
+        float *db = sb_xmalloc(sizeof(float) * OC), *dbr = sb_xmalloc(sizeof(float) * OC);
+        /* every output overwritten: NaN in, never read */
         for (int i = 0; i < N * IC; i++) dx[i] = NAN;
+        for (int i = 0; i < IC * OC; i++) dw[i] = NAN;
+        for (int i = 0; i < OC; i++) db[i] = NAN;
         void *ws = ws_alloc(fc_workspace_size(N, IC, OC));
         fc_forward(y, x, w, b, N, IC, OC, ws);
         fc_backward(dx, dw, db, dy, x, w, N, IC, OC, ws);
@@ -171,7 +172,8 @@ static void test_fc(void **state) {
         for (int n = 0; n < N; n++)
             for (int j = 0; j < OC; j++) yr[n * OC + j] += b[j];
         sgemm_ref(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dxr, IC, NULL);
-        sgemm_ref(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 1.0f, dwr, OC, NULL);
+        sgemm_ref(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 0.0f, dwr, OC, NULL);
+        for (int j = 0; j < OC; j++) dbr[j] = 0.0f;
         for (int n = 0; n < N; n++)
             for (int j = 0; j < OC; j++) dbr[j] += dy[n * OC + j];
         const double tol = 1e-5 * (IC + OC + N);
@@ -214,10 +216,10 @@ static void naive_conv(const conv2d_shape *s, const float *x, const float *w, co
                             }
                         }
                     y[(((size_t)n * s->OH + oh) * s->OW + ow) * OC + oc] = (float)acc;
-                    db[oc] += (float)g;
+                    db[oc] += (float)g; /* db zeroed by the caller */
                 }
     for (size_t i = 0; i < (size_t)N * IH * IW * IC; i++) dx[i] = (float)ddx[i];
-    for (size_t i = 0; i < (size_t)s->KH * s->KW * IC * OC; i++) dw[i] += (float)ddw[i];
+    for (size_t i = 0; i < (size_t)s->KH * s->KW * IC * OC; i++) dw[i] = (float)ddw[i];
     free(ddx);
     free(ddw);
 }
@@ -232,12 +234,13 @@ static size_t check_conv(int N, int IH, int IW, int IC, int OC, int KH, int KW, 
     float *x = rand_buf(nx), *w = rand_buf(nw), *b = rand_buf(OC), *dy = rand_buf(ny);
     float *y = sb_xmalloc(sizeof(float) * ny), *yr = sb_xmalloc(sizeof(float) * ny);
     float *dx = sb_xmalloc(sizeof(float) * nx), *dxr = sb_xmalloc(sizeof(float) * nx);
-    float *dw = rand_buf(nw), *dwr = sb_xmalloc(sizeof(float) * nw);
-    float *db = rand_buf(OC), *dbr = sb_xmalloc(sizeof(float) * OC);
-    memcpy(dwr, dw, sizeof(float) * nw);
-    memcpy(dbr, db, sizeof(float) * OC);
+    float *dw = sb_xmalloc(sizeof(float) * nw), *dwr = sb_xmalloc(sizeof(float) * nw);
+    float *db = sb_xmalloc(sizeof(float) * OC), *dbr = sb_xcalloc(OC, sizeof(float));
+    /* every output overwritten: NaN in, never read */
     for (size_t i = 0; i < ny; i++) y[i] = NAN;
     for (size_t i = 0; i < nx; i++) dx[i] = NAN;
+    for (size_t i = 0; i < nw; i++) dw[i] = NAN;
+    for (int i = 0; i < OC; i++) db[i] = NAN;
     naive_conv(&s, x, w, b, dy, yr, dxr, dwr, dbr);
     void *ws = ws_alloc(conv2d_workspace_size(&s));
     conv2d_forward(y, x, w, b, &s, ws);

@@ -2,10 +2,12 @@
  * optimizers and a data source, with checkpoints, summaries, logging and throughput figures.
  *
  * The step (train_run's loop) reads like the algorithm:
- *   next batch -> zero grads -> forward (loss) -> backward -> allreduce -> weight decay ->
+ *   next batch -> forward (loss) -> backward -> allreduce -> weight decay ->
  *   optimizer step -> global_step += 1 -> moving averages -> log / summaries / checkpoint.
- * Everything is allocated before the first step; the loop allocates only when it records a
- * step time beyond its buffer. Knows nets, optimizers and checkpoints; not flags, not MPI.
+ * Backward overwrites every gradient (kernels.h), so there is no zeroing step (vgg_16's 528 MiB
+ * of gradients were written once more per step). Everything is allocated before the first step;
+ * the loop allocates only when it records a step time beyond its buffer. Knows nets, optimizers
+ * and checkpoints; not flags, not MPI.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -410,7 +412,6 @@ int train_run(const train_config *c, data_source *src, train_report *rep, sb_err
         double t0 = sb_now(), wait_ms = 0, reduce_ms = 0;
         rc = src->next(src->ctx, net_input(t.n), net_labels(t.n), &wait_ms, err);  /* batch */
         if (rc) goto done;
-        memset(t.grads, 0, t.G * sizeof(float));                                   /* zero */
         const double f0 = sb_now();
         loss = train_total_loss(t.n, NET_MODE_TRAIN, step_seed(c->seed, t.step),    /* fwd */
                                 t.descs, t.ndesc, c->weight_decay);

@@ -707,7 +707,10 @@ void net_write_dot(FILE *out, const net *n) {
 void net_alloc(net *n) {
     if (n->params) return;
     n->params = sb_aligned_alloc(SB_MAX(n->params_len, 1) * sizeof(float));
+    /* zeroed once: backward overwrites every variable's gradient each step and never the
+     * alignment gaps between them, which stay 0 through the allreduce and the optimizer */
     n->grads = sb_aligned_alloc(SB_MAX(n->grads_len, 1) * sizeof(float));
+    memset(n->grads, 0, SB_MAX(n->grads_len, 1) * sizeof(float));
     n->acts = sb_aligned_alloc(SB_MAX(n->acts_bytes, 1));
     n->act_grads = sb_aligned_alloc(SB_MAX(n->act_grads_bytes, 1));
     n->ws = sb_aligned_alloc(SB_MAX(n->ws_bytes, 1));

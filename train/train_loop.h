@@ -5,9 +5,9 @@
  *
  * A run, as train_image_classifier.py does it:
  *   build the net -> initialize variables (seeded) -> restore (resume from --train_dir, or
- *   fine-tune from --checkpoint_path) -> loop { next batch, zero grads, forward, backward,
- *   allreduce, weight decay, optimizer step, EMA, log / summaries / checkpoint } -> final
- *   checkpoint -> report.
+ *   fine-tune from --checkpoint_path) -> loop { next batch, forward, backward (writes every
+ *   gradient: nothing to zero), allreduce, weight decay, optimizer step, EMA, log / summaries /
+ *   checkpoint } -> final checkpoint -> report.
  */
 #ifndef TRAIN_LOOP_H
 #define TRAIN_LOOP_H

@@ -191,10 +191,6 @@ static void run_tile(const kn_gemm_plan *p, const kn_panel *pn, int i0, int kc, 
     merge_tile(p, pn->crow, i0, j0, pn->mr, nr, tile, ep->beta, ep->bias);
 }
 
-#ifndef KN_PREFETCH_B_BYTES
-#define KN_PREFETCH_B_BYTES (512 << 10)
-#endif
-
 /* The A micro-panels of block (ic, pc): packed into the thread's buffer, or listed as segments
  * (a full panel whose list is an earlier one's shifted by a constant shares it: a_shift). */
 static void a_block(const kn_gemm_plan *p, kn_panel *pn, int np, int ic, int mc, int pc, int kc,
@@ -348,11 +344,10 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     /* B read in place comes from memory on big layers, a few micro-tiles per panel: the
      * micro-tiles of a B panel fetch the next panel into L2 while they compute (next_b_panel).
      * vgg conv1_1's backward filter (dy: 411 MB, one panel wide) 1.18-1.24x, fc8 and logits
-     * forward (4 KB rows) 1.09-1.28x. Not when the thread's columns of a K block exceed
-     * KN_PREFETCH_B_BYTES: fc6 / fc7 forward (16 KB rows, 1 MB a block) measured 0.80-0.86x
-     * with it, next panel or next K block alike. */
-    const int prefetch_b = direct && !p->a_pack &&
-                           (size_t)(n1 - n0) * p->kc * sizeof(float) <= KN_PREFETCH_B_BYTES;
+     * forward (4 KB rows) 1.09-1.28x. fc6 / fc7 forward (16 KB rows, 2 MB of W per thread and
+     * K block) 1.27-1.30x with avx512 since KC = 256 (0.80-0.86x at KC = 128, 1 MB a block,
+     * when it was left out for them), no change with avx2. */
+    const int prefetch_b = direct && !p->a_pack;
     for (int jc = n0, nc; jc < n1; jc += nc) {
         /* a remainder of at most NC/4 columns joins this block: as a block of its own it would
          * pay for packing (and reading) all of A again for a sliver of the work (the backward

@@ -294,12 +294,6 @@ static const float *next_a_block(const kn_gemm_plan *p, int m0, int m1, int bloc
     return p->a_src(p->actx, k) + i;
 }
 
-/* One K block into a C that is read, where C is the traffic (kn_gemm_run's row order,
- * kn_gemm_run_split's split): an sgemm that accumulates, such as dW += X^T dY with K = the batch.
- * The fully connected layers' backward filter was that until it overwrote dW (beta = 0, no read
- * of C: 1.0-1.8x); these orders measured no gain on it since (vgg fc6-fc8, resnet logits). */
-static int c_read_one_k_block(const kn_gemm_plan *p) { return p->K <= p->kc && p->beta != 0.0f; }
-
 /* Whether the micro-kernel stores this plan's full tiles non-temporally. Only when C is written
  * once, without being read (beta == 0, one K block), is far larger than the caches (the next
  * op reads it from memory either way), and its tile rows are whole 64-byte lines. An ordinary
@@ -334,13 +328,6 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
     const int direct = p->b_direct &&
                        (m1 - m0 <= KN_DIRECT_B_ROWS || (p->b_ld == KN_NR && n1 - n0 == KN_NR));
     const int stream = stream_c(p);
-    /* One K block into a C that is read (dW += X^T dY with K = the batch, as the fully
-     * connected layers' backward filter was): C is the traffic, so its tiles go along the rows,
-     * each row read and written as one stream across the whole width (packed B, all panels,
-     * from L2).
-     * Panel by panel down the columns, each tile's C rows were on other pages and arrived late:
-     * vgg fc7's backward filter 1.15-1.36x. (With beta == 0 this order measured 0.94-1.09.) */
-    const int rows_outer = !direct && c_read_one_k_block(p);
     /* B read in place comes from memory on big layers, a few micro-tiles per panel: the
      * micro-tiles of a B panel fetch the next panel into L2 while they compute (next_b_panel).
      * vgg conv1_1's backward filter (dy: 411 MB, one panel wide) 1.18-1.24x, fc8 and logits
@@ -354,9 +341,6 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
          * filter of a 64-channel 3x3 conv as dW^T: N = 576, whose last 64 columns were a second
          * pass over A) */
         nc = n1 - jc <= KN_NC + KN_NC / 4 ? n1 - jc : KN_NC;
-        if (rows_outer && (size_t)p->kc * ((n1 - jc + KN_NR - 1) / KN_NR * KN_NR) <=
-                              (size_t)KN_KB * KN_NC)
-            nc = n1 - jc; /* all of B's columns in the buffer: C rows in one stream */
         const int npanel = (nc + KN_NR - 1) / KN_NR, tail = nc % KN_NR;
         /* B packed from contiguous rows (b_src) with one MC block: pack one K block at a time
          * (C stays in L2 anyway) and prefetch the next block's rows while this one runs. The
@@ -368,7 +352,7 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
          * L1. Packed a chunk at a time (up to 1 MB), it went out to L2 or beyond and came back:
          * on Zen 5 (1 MB L2) the 64-channel 3x3 backward filters (dW^T = dy^T X_col, M = 64) ran
          * at 50% of peak, and 1.31-1.45x faster this way (with bwf2_bpack's one-tap copy). */
-        const int jit_b = !direct && !rows_outer && !src_pf && m1 - m0 <= block_rows;
+        const int jit_b = !direct && !src_pf && m1 - m0 <= block_rows;
         if (jit_b && p->b_cols && p->K > p->kc) {
             run_panels_deep(p, m0, m1, jc, jc + nc, w);
             continue;
@@ -406,14 +390,14 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                     panel_init(p, &pn[q], ic + q * KN_MR, SB_MIN(KN_MR, m1 - ic - q * KN_MR));
                 for (int pc = kb; pc < kend; pc += p->kc) {
                     const int kc = SB_MIN(p->kc, kend - pc);
-                    /* C into L1 ahead of the tiles where C is most of the traffic (one K
-                     * block into a C that is read) or B is read in place; elsewhere the
-                     * AVX-512 kernel brings it into L2 only (ukernel_avx512.c) */
+                    /* C into L1 ahead of the tiles where B is read in place (few rows, so C
+                     * is much of the traffic); elsewhere the AVX-512 kernel brings it into L2
+                     * only (ukernel_avx512.c) */
                     const kn_uk_epilogue ep = {.alpha = p->alpha,
                                                .beta = pc == 0 ? p->beta : 1.0f,
                                                .bias = pc == 0 ? p->bias : NULL,
                                                .stream = stream,
-                                               .c_l1 = rows_outer || direct};
+                                               .c_l1 = direct};
                     const float *bblk = w->b + (size_t)(pc - kb) * KN_NR;
                     /* the next K block's source rows (b_src), kc lines per micro-tile: the
                      * packer then reads them from L2 instead of waiting on memory */
@@ -464,18 +448,6 @@ void kn_gemm_run(const kn_gemm_plan *p, int m0, int m1, int n0, int n1, const kn
                         }
                     }
                     a_block(p, pn, np, ic, mc, pc, kc, w);
-                    if (rows_outer) { /* B packed (not direct), one K block */
-                        for (int q = 0; q < np; q++)
-                            for (int jr = 0; jr < nc; jr += KN_NR) {
-                                const int nr = SB_MIN(KN_NR, nc - jr);
-                                const float *bp = bblk + (size_t)(jr / KN_NR) * krows * KN_NR;
-                                kn_uk_epilogue ept = ep;
-                                if (ep.bias) ept.bias = ep.bias + jc + jr;
-                                run_tile(p, &pn[q], ic + q * KN_MR, kc, bp, KN_NR, jc + jr, nr,
-                                         &ept, w->tile);
-                            }
-                        continue;
-                    }
                     for (int jr = 0; jr < nc; jr += KN_NR) {
                         const int nr = SB_MIN(KN_NR, nc - jr);
                         const float *bp = bblk + (size_t)(jr / KN_NR) * krows * KN_NR;
@@ -549,10 +521,6 @@ static double grid_cost(const kn_gemm_plan *p, int tm, int tn) {
     return cost;
 }
 
-#ifndef KN_ROWS_SPLIT_B_BYTES
-#define KN_ROWS_SPLIT_B_BYTES (256 << 10)
-#endif
-
 void kn_gemm_run_split(const kn_gemm_plan *p, int ith, int nth, const kn_thread_ws *w) {
     int best_tm = nth;
     double best = INFINITY;
@@ -561,14 +529,6 @@ void kn_gemm_run_split(const kn_gemm_plan *p, int ith, int nth, const kn_thread_
         double c = grid_cost(p, tm, nth / tm);
         if (c < best) best = c, best_tm = tm;
     }
-    /* One K block into a C that is read (kn_gemm_run's rows_outer: dW += X^T dY as the fully
-     * connected layers' backward filter was, where C is the traffic): with a small B the
-     * threads split the rows, so that each one's C is one contiguous stream, and the split does
-     * not cut a ragged last panel off for one thread. resnet logits and vgg fc8 (N = 1000, B
-     * 128 KB packed) 1.07x; fc6 and fc7 (N = 4096, 512 KB) measured 0.95x this way and keep the
-     * cost model's split. */
-    if (c_read_one_k_block(p) && (size_t)p->kc * p->N * sizeof(float) <= KN_ROWS_SPLIT_B_BYTES)
-        best_tm = nth;
     const int tm = best_tm, tn = nth / best_tm;
     int m0, m1, n0, n1;
     kn_split(p->M, ith % tm, tm, KN_MR, &m0, &m1);
